@@ -1,0 +1,3 @@
+from datamonkey_chat.cli import main
+
+main()

@@ -1,0 +1,62 @@
+"""The FastAPI application: wiring of settings, storage, sessions, assistant and routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+
+from fastapi import FastAPI
+
+from datamonkey_chat.api.errors import install_error_handlers
+from datamonkey_chat.api.middleware import WireMiddleware
+from datamonkey_chat.api.openapi import install_openapi
+from datamonkey_chat.api.routes import chat, health
+from datamonkey_chat.assistant import build_assistant
+from datamonkey_chat.assistant.base import Assistant
+from datamonkey_chat.domain.conversations import ConversationService
+from datamonkey_chat.domain.sessions import SessionService, load_or_create_secret
+from datamonkey_chat.settings import Settings, get_settings
+from datamonkey_chat.storage.db import Database
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None, assistant: Assistant | None = None) -> FastAPI:
+    """Build the app. `assistant` overrides the configured one (unit tests only)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = Database(settings.resolved_database_url)
+        await database.migrate()
+        secret = load_or_create_secret(settings.jwt_secret, settings.data_dir)
+        chosen = assistant or build_assistant(settings)
+        app.state.settings = settings
+        app.state.database = database
+        app.state.assistant = chosen
+        app.state.sessions = SessionService(database, secret, settings.token_ttl_days * 86400)
+        app.state.conversations = ConversationService(database, chosen)
+        try:
+            yield
+        finally:
+            await app.state.conversations.close()
+            await database.dispose()
+
+    app = FastAPI(
+        title="Datamonkey API",
+        version="1.0.0",
+        description="Chat with an assistant that helps you analyze alignments with HyPhy.",
+        lifespan=lifespan,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    for router in (chat.router, chat.extensions, health.router):
+        app.include_router(router, prefix=API_PREFIX)
+    install_openapi(app, API_PREFIX)
+    app.add_middleware(WireMiddleware)
+    return app
+
+

@@ -1,0 +1,55 @@
+"""Request dependencies: the services on app.state and the caller's identity."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from datamonkey_chat.domain.conversations import ConversationService
+from datamonkey_chat.domain.sessions import SessionService
+
+TOKEN_HEADER = "user_token"
+
+# Declared optional so a missing token reaches our 401 (not FastAPI's 422); the
+# OpenAPI document marks it required where the contract does (see api/openapi.py).
+UserTokenHeader = Annotated[
+    str | None,
+    Header(alias=TOKEN_HEADER, convert_underscores=False, description="Token identifying the user"),
+]
+
+
+def conversations(request: Request) -> ConversationService:
+    service: ConversationService = request.app.state.conversations
+    return service
+
+
+def sessions(request: Request) -> SessionService:
+    service: SessionService = request.app.state.sessions
+    return service
+
+
+def bearer_token(request: Request) -> str | None:
+    authorization = request.headers.get("authorization", "")
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return None
+
+
+def presented_token(request: Request, user_token: str | None) -> str | None:
+    """The `user_token` header, else an `Authorization: Bearer` token. Never a query string."""
+    return user_token or bearer_token(request)
+
+
+async def current_user(
+    request: Request,
+    user_token: UserTokenHeader = None,
+    session_service: SessionService = Depends(sessions),
+) -> str:
+    return await session_service.authenticate(presented_token(request, user_token))
+
+
+CurrentUser = Annotated[str, Depends(current_user)]
+Conversations = Annotated[ConversationService, Depends(conversations)]
+Sessions = Annotated[SessionService, Depends(sessions)]

@@ -1,0 +1,215 @@
+"""The six Chat operations of the contract, plus rename and streaming beside them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Request, Response
+from fastapi.responses import JSONResponse
+
+from datamonkey_chat.api import sse
+from datamonkey_chat.api.deps import (
+    Conversations,
+    CurrentUser,
+    Sessions,
+    UserTokenHeader,
+    presented_token,
+)
+from datamonkey_chat.api.schemas import (
+    ChatConversation,
+    CreateConversationRequest,
+    ForbiddenError,
+    GetConversationMessages200Response,
+    ListUserConversations200Response,
+    NotFoundError,
+    RenameConversationRequest,
+    SendConversationMessage200Response,
+    SendConversationMessageRequest,
+    ServerError,
+    UnauthorizedError,
+)
+from datamonkey_chat.domain.conversations import Conversation, Message
+from datamonkey_chat.domain.errors import InvalidInputError, TooLargeError, UnauthorizedError as Unauth
+
+router = APIRouter(prefix="/chat", tags=["Chat"])
+extensions = APIRouter(prefix="/chat", tags=["Chat extensions"])
+
+SESSION_HEADER = "X-Session-Token"
+
+UNAUTHORIZED = {401: {"model": UnauthorizedError, "description": "Unauthorized - Invalid or missing user token"}}
+FORBIDDEN = {403: {"model": ForbiddenError, "description": "Forbidden - User does not own this conversation"}}
+NOT_FOUND = {404: {"model": NotFoundError, "description": "Conversation not found"}}
+OWNED = {**UNAUTHORIZED, **FORBIDDEN, **NOT_FOUND}
+
+
+def message_json(message: Message) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "role": message.role,
+        "content": message.content,
+        "timestamp": message.timestamp,
+    }
+    if message.tool_events:
+        body["tool_events"] = message.tool_events
+    return body
+
+
+def conversation_json(conversation: Conversation) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": conversation.id,
+        "title": conversation.title,
+        "created": conversation.created,
+        "updated": conversation.updated,
+    }
+    if conversation.messages is not None:
+        body["messages"] = [message_json(m) for m in conversation.messages]
+    return body
+
+
+@router.post(
+    "",
+    operation_id="createConversation",
+    summary="Create a new conversation",
+    status_code=201,
+    response_model=ChatConversation,
+    responses={
+        201: {
+            "description": "Conversation created successfully. If no token was provided, a new "
+            "session token is returned in the X-Session-Token response header.",
+            "headers": {SESSION_HEADER: {"schema": {"type": "string"}}},
+        },
+        500: {
+            "model": ServerError,
+            "description": "Internal Server Error - Failed to create session or conversation",
+        },
+    },
+)
+async def create_conversation(
+    request: Request,
+    conversations: Conversations,
+    sessions: Sessions,
+    user_token: UserTokenHeader = None,
+    create_conversation_request: CreateConversationRequest | None = Body(default=None),
+) -> Response:
+    headers: dict[str, str] = {}
+    user_id = await _user_or_none(sessions, presented_token(request, user_token))
+    if user_id is None:
+        session = await sessions.create()
+        user_id = session.user_id
+        headers = {SESSION_HEADER: session.token, "Access-Control-Expose-Headers": SESSION_HEADER}
+    title = create_conversation_request.title if create_conversation_request else None
+    conversation = await conversations.create(user_id, title)
+    return JSONResponse(conversation_json(conversation), status_code=201, headers=headers)
+
+
+async def _user_or_none(sessions: Any, token: str | None) -> str | None:
+    """Create accepts a missing, invalid or expired token by starting a new session."""
+    if not token:
+        return None
+    try:
+        user_id: str = await sessions.authenticate(token)
+        return user_id
+    except Unauth:
+        return None
+
+
+@router.get(
+    "",
+    operation_id="listUserConversations",
+    summary="List conversations for the authenticated user",
+    response_model=ListUserConversations200Response,
+    responses={200: {"description": "List of user's conversations"}, **UNAUTHORIZED},
+)
+async def list_user_conversations(user_id: CurrentUser, conversations: Conversations) -> Response:
+    items = await conversations.list_for_user(user_id)
+    return JSONResponse({"conversations": [conversation_json(c) for c in items]})
+
+
+@router.get(
+    "/{conversationId}",
+    operation_id="getConversation",
+    summary="Get a conversation by ID",
+    response_model=ChatConversation,
+    responses={200: {"description": "Conversation details"}, **OWNED},
+)
+async def get_conversation(
+    conversationId: str, user_id: CurrentUser, conversations: Conversations  # noqa: N803
+) -> Response:
+    conversation = await conversations.get(user_id, conversationId)
+    return JSONResponse(conversation_json(conversation))
+
+
+@router.delete(
+    "/{conversationId}",
+    operation_id="deleteConversation",
+    summary="Delete a conversation",
+    status_code=204,
+    response_class=Response,
+    responses={204: {"description": "Conversation deleted"}, **OWNED},
+)
+async def delete_conversation(
+    conversationId: str, user_id: CurrentUser, conversations: Conversations  # noqa: N803
+) -> Response:
+    await conversations.delete(user_id, conversationId)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/{conversationId}/messages",
+    operation_id="getConversationMessages",
+    summary="Get messages from a conversation",
+    response_model=GetConversationMessages200Response,
+    responses={200: {"description": "List of conversation messages"}, **OWNED},
+)
+async def get_conversation_messages(
+    conversationId: str, user_id: CurrentUser, conversations: Conversations  # noqa: N803
+) -> Response:
+    messages = await conversations.messages(user_id, conversationId)
+    return JSONResponse({"messages": [message_json(m) for m in messages]})
+
+
+@router.post(
+    "/{conversationId}/messages",
+    operation_id="sendConversationMessage",
+    summary="Send a message to the conversation",
+    response_model=SendConversationMessage200Response,
+    responses={200: {"description": "AI response"}, **OWNED},
+)
+async def send_conversation_message(
+    request: Request,
+    conversationId: str,  # noqa: N803
+    user_id: CurrentUser,
+    conversations: Conversations,
+    send_conversation_message_request: SendConversationMessageRequest = Body(),
+) -> Response:
+    text = send_conversation_message_request.message
+    _check_message(text, request.app.state.settings.max_message_bytes)
+    if sse.wants_event_stream(request):
+        await conversations.check_owner(user_id, conversationId)
+        return sse.reply_stream(conversations.send_streaming(user_id, conversationId, text))
+    message = await conversations.send(user_id, conversationId, text)
+    return JSONResponse({"message": message_json(message)})
+
+
+def _check_message(text: str, limit_bytes: int) -> None:
+    if not text.strip():
+        raise InvalidInputError("message must be a non-empty string")
+    size = len(text.encode("utf-8"))
+    if size > limit_bytes:
+        raise TooLargeError(f"message is {size} bytes; the limit is {limit_bytes} bytes")
+
+
+@extensions.patch(
+    "/{conversationId}",
+    operation_id="renameConversation",
+    summary="Rename a conversation (extension)",
+    response_model=ChatConversation,
+    responses={200: {"description": "The renamed conversation"}, **OWNED},
+)
+async def rename_conversation(
+    conversationId: str,  # noqa: N803
+    user_id: CurrentUser,
+    conversations: Conversations,
+    body: RenameConversationRequest,
+) -> Response:
+    conversation = await conversations.rename(user_id, conversationId, body.title)
+    return JSONResponse(conversation_json(conversation))

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from datamonkey_chat.api.schemas import HealthResponse
+
+router = APIRouter(tags=["Health"])
+
+
+@router.get(
+    "/health",
+    operation_id="getHealth",
+    summary="Service health",
+    response_model=HealthResponse,
+    responses={503: {"model": HealthResponse, "description": "A component is unhealthy"}},
+)
+async def health(request: Request) -> JSONResponse:
+    state = request.app.state
+    analyses = getattr(state, "analyses", None)
+    details = {
+        "database": "healthy" if await state.database.ping() else "unhealthy",
+        "llm": await state.assistant.health(),
+        "job_scheduler": await analyses.health() if analyses is not None else "unknown",
+    }
+    if "unhealthy" in details.values():
+        status = "unhealthy"
+    elif all(value == "healthy" for value in details.values()):
+        status = "healthy"
+    else:
+        status = "unknown"
+    return JSONResponse(
+        {"status": status, "details": details}, status_code=503 if status == "unhealthy" else 200
+    )

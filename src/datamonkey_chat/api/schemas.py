@@ -1,0 +1,82 @@
+"""Wire models of the Chat contract (names match the contract's schemas) and our extensions."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+
+class Role(str, Enum):
+    user = "user"
+    assistant = "assistant"
+
+
+class ChatMessage(BaseModel):
+    role: Role
+    content: str
+    timestamp: int | None = Field(default=None, description="Unix time in milliseconds")
+    # Extension (additive): the tool calls and results behind an assistant message.
+    tool_events: list[dict[str, Any]] | None = Field(
+        default=None, description="Extension: tool calls and results behind this reply"
+    )
+
+
+class ChatConversation(BaseModel):
+    id: str
+    title: str | None = None
+    created: int = Field(description="Unix time in milliseconds")
+    updated: int = Field(description="Unix time in milliseconds")
+    messages: list[ChatMessage] | None = None
+
+
+class CreateConversationRequest(BaseModel):
+    title: StrictStr | None = None
+
+
+class SendConversationMessageRequest(BaseModel):
+    message: StrictStr
+
+
+class RenameConversationRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: StrictStr = Field(min_length=1, max_length=200)
+
+
+class ListUserConversations200Response(BaseModel):
+    conversations: list[ChatConversation]
+
+
+class GetConversationMessages200Response(BaseModel):
+    messages: list[ChatMessage]
+
+
+class SendConversationMessage200Response(BaseModel):
+    message: ChatMessage
+
+
+class UnauthorizedError(BaseModel):
+    code: int = 401
+    message: str
+
+
+class ForbiddenError(BaseModel):
+    code: int = 403
+    message: str
+
+
+class NotFoundError(BaseModel):
+    error: str
+    status: int = 404
+
+
+class ServerError(BaseModel):
+    error: str | None = None
+    code: str | None = None
+    details: str | None = None
+
+
+class HealthResponse(BaseModel):
+    status: str
+    details: dict[str, str]

@@ -1,0 +1,37 @@
+"""Domain failures; the HTTP layer maps each to its status code and error body."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UnauthorizedError(DomainError):
+    """Missing, malformed, forged or expired session token."""
+
+
+class ForbiddenError(DomainError):
+    """The resource exists but belongs to another user."""
+
+
+class NotFoundError(DomainError):
+    """No such resource."""
+
+
+class InvalidInputError(DomainError):
+    """The request is well-formed HTTP but its content is unacceptable."""
+
+
+class TooLargeError(DomainError):
+    """The request content is over a configured size limit."""
+
+
+class ConflictError(DomainError):
+    """A concurrent change won; the client may retry."""
+
+
+class UnavailableError(DomainError):
+    """A capability this server lacks right now (e.g. HyPhy is not installed)."""

@@ -1,0 +1,97 @@
+"""Sessions: HS256 JWTs whose `sub` is a random user id kept in the sessions table."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jwt
+
+from datamonkey_chat.domain.clock import now_ms
+from datamonkey_chat.domain.errors import UnauthorizedError
+from datamonkey_chat.storage import repository
+from datamonkey_chat.storage.db import Database
+
+ALGORITHM = "HS256"
+SECRET_FILE_NAME = "jwt_secret"
+LAST_SEEN_RESOLUTION_S = 60.0  # write last_seen at most once a minute per user
+
+
+@dataclass(frozen=True)
+class NewSession:
+    user_id: str
+    token: str
+
+
+def load_or_create_secret(configured: str | None, data_dir: Path) -> str:
+    """The configured secret, else one generated once and kept (mode 0600) in data_dir."""
+    if configured:
+        return configured
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / SECRET_FILE_NAME
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        secret = path.read_text().strip()
+        if len(secret) < 32:
+            raise RuntimeError(f"{path} holds no usable secret; delete it to make a new one")
+        return secret
+    secret = secrets.token_urlsafe(48)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret)
+    return secret
+
+
+class SessionService:
+    def __init__(self, database: Database, secret: str, ttl_seconds: float) -> None:
+        self._database = database
+        self._secret = secret
+        self._ttl_seconds = ttl_seconds
+        self._last_seen_written: dict[str, float] = {}  # user id -> monotonic time
+
+    async def create(self) -> NewSession:
+        user_id = secrets.token_hex(16)
+        issued = int(time.time())
+        claims = {"sub": user_id, "iat": issued, "exp": issued + int(self._ttl_seconds)}
+        token = jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+        async with self._database.transaction() as db:
+            await repository.add_session(db, user_id, now_ms())
+        self._last_seen_written[user_id] = time.monotonic()
+        return NewSession(user_id=user_id, token=token)
+
+    def decode(self, token: str) -> str:
+        """The user id a token names, if its signature and expiry hold (no DB access)."""
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],  # pinned: never `none`, never a key-confusion alg
+                options={"require": ["sub", "iat", "exp"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise UnauthorizedError("Session token has expired") from exc
+        except jwt.InvalidTokenError as exc:
+            raise UnauthorizedError("Invalid session token") from exc
+        user_id = claims.get("sub")
+        if not isinstance(user_id, str) or not user_id:
+            raise UnauthorizedError("Invalid session token")
+        return user_id
+
+    async def authenticate(self, token: str | None) -> str:
+        """The user id behind a valid token of a known session, else UnauthorizedError."""
+        if not token:
+            raise UnauthorizedError("Missing user token")
+        user_id = self.decode(token)
+        last_written = self._last_seen_written.get(user_id)
+        now = time.monotonic()
+        if last_written is not None and now - last_written < LAST_SEEN_RESOLUTION_S:
+            return user_id
+        async with self._database.transaction() as db:
+            if await repository.get_session(db, user_id) is None:
+                raise UnauthorizedError("Unknown session")
+            await repository.touch_session(db, user_id, now_ms())
+        self._last_seen_written[user_id] = now
+        return user_id
