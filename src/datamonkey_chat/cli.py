@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> None:
         factory=True,
         host=args.host,
         port=args.port,
+        # h11 keeps header names as written; httptools lower-cases them, and the generated
+        # client reads X-Session-Token from a case-sensitive dict.
+        http="h11",
         access_log=False,  # our middleware logs one line per request, without tokens
         log_level=settings.log_level.lower(),
     )

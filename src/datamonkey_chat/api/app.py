@@ -5,14 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-
 from fastapi import FastAPI
 
 from datamonkey_chat.api.errors import install_error_handlers
 from datamonkey_chat.api.middleware import WireMiddleware
 from datamonkey_chat.api.openapi import install_openapi
-from datamonkey_chat.api.routes import chat, health
-from datamonkey_chat.assistant import build_assistant
+from datamonkey_chat.api.routes import chat, health, web
 from datamonkey_chat.assistant.base import Assistant
 from datamonkey_chat.domain.conversations import ConversationService
 from datamonkey_chat.domain.sessions import SessionService, load_or_create_secret
@@ -31,7 +29,12 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         database = Database(settings.resolved_database_url)
         await database.migrate()
         secret = load_or_create_secret(settings.jwt_secret, settings.data_dir)
-        chosen = assistant or build_assistant(settings)
+        if assistant is None:
+            from datamonkey_chat.assistant import build_assistant
+
+            chosen: Assistant = build_assistant(settings)
+        else:
+            chosen = assistant
         app.state.settings = settings
         app.state.database = database
         app.state.assistant = chosen
@@ -55,6 +58,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     install_error_handlers(app)
     for router in (chat.router, chat.extensions, health.router):
         app.include_router(router, prefix=API_PREFIX)
+    app.include_router(web.router)  # the chat page at / and /static (not in the OpenAPI doc)
     install_openapi(app, API_PREFIX)
     app.add_middleware(WireMiddleware)
     return app

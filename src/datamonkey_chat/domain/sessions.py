@@ -35,13 +35,17 @@ def load_or_create_secret(configured: str | None, data_dir: Path) -> str:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        secret = path.read_text().strip()
-        if len(secret) < 32:
-            raise RuntimeError(f"{path} holds no usable secret; delete it to make a new one")
-        return secret
+        return _read_secret(path)
     secret = secrets.token_urlsafe(48)
     with os.fdopen(fd, "w") as handle:
         handle.write(secret)
+    return secret
+
+
+def _read_secret(path: Path) -> str:
+    secret = path.read_text().strip()
+    if len(secret) < 32:
+        raise RuntimeError(f"{path} holds no usable secret; delete it to make a new one")
     return secret
 
 

@@ -29,17 +29,24 @@ from datamonkey_chat.api.schemas import (
     UnauthorizedError,
 )
 from datamonkey_chat.domain.conversations import Conversation, Message
-from datamonkey_chat.domain.errors import InvalidInputError, TooLargeError, UnauthorizedError as Unauth
+from datamonkey_chat.domain.errors import InvalidInputError, TooLargeError
+from datamonkey_chat.domain.errors import UnauthorizedError as Unauth
 
 router = APIRouter(prefix="/chat", tags=["Chat"])
 extensions = APIRouter(prefix="/chat", tags=["Chat extensions"])
 
 SESSION_HEADER = "X-Session-Token"
 
-UNAUTHORIZED = {401: {"model": UnauthorizedError, "description": "Unauthorized - Invalid or missing user token"}}
-FORBIDDEN = {403: {"model": ForbiddenError, "description": "Forbidden - User does not own this conversation"}}
-NOT_FOUND = {404: {"model": NotFoundError, "description": "Conversation not found"}}
-OWNED = {**UNAUTHORIZED, **FORBIDDEN, **NOT_FOUND}
+Responses = dict[int | str, dict[str, Any]]
+
+UNAUTHORIZED: Responses = {
+    401: {"model": UnauthorizedError, "description": "Unauthorized - Invalid or missing user token"}
+}
+FORBIDDEN: Responses = {
+    403: {"model": ForbiddenError, "description": "Forbidden - User does not own this conversation"}
+}
+NOT_FOUND: Responses = {404: {"model": NotFoundError, "description": "Conversation not found"}}
+OWNED: Responses = {**UNAUTHORIZED, **FORBIDDEN, **NOT_FOUND}
 
 
 def message_json(message: Message) -> dict[str, Any]:

@@ -1,0 +1,210 @@
+"""Analysis tools: datasets and HyPhy jobs, backed by `ctx.deps.analyses`.
+
+The analyses service raises LookupError / ValueError with messages meant for the user;
+the tools hand those back as a readable `{"error": ...}` result so the model can explain
+them (a ModelRetry would let an LLM burn its retries on a missing dataset). The user is
+always `ctx.deps.user_id`: no tool takes a user id from the model.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Protocol
+
+from pydantic_ai import RunContext
+from pydantic_ai.toolsets import FunctionToolset
+
+from datamonkey_chat.assistant.base import AssistantDeps
+from datamonkey_chat.catalog import load_catalog
+
+__all__ = [
+    "NOT_AVAILABLE",
+    "AnalysesService",
+    "analysis_toolset",
+    "extract_alignment",
+]
+
+NOT_AVAILABLE = "Analyses are not available on this server (no analyses service is configured)."
+
+ToolResult = dict[str, Any] | list[Any]
+
+
+class AnalysesService(Protocol):
+    """What the tools call on `ctx.deps.analyses`; every result is JSON-able."""
+
+    async def list_datasets(self, user_id: str) -> list[dict[str, Any]]: ...
+    async def get_dataset(self, user_id: str, dataset_id: str) -> dict[str, Any]: ...
+    async def save_alignment_text(
+        self, user_id: str, text: str, name: str | None
+    ) -> dict[str, Any]: ...
+    async def start_job(
+        self,
+        user_id: str,
+        method: str,
+        alignment_id: str,
+        tree_id: str | None,
+        options: dict[str, Any],
+    ) -> dict[str, Any]: ...
+    async def get_job(self, user_id: str, job_id: str | None) -> dict[str, Any]: ...
+    async def job_summary(self, user_id: str, job_id: str | None) -> dict[str, Any]: ...
+    async def cancel_job(self, user_id: str, job_id: str) -> dict[str, Any]: ...
+    async def list_jobs(self, user_id: str) -> list[dict[str, Any]]: ...
+
+
+def _readable(exc: Exception) -> str:
+    # str(KeyError("x")) is "'x'": prefer the message itself
+    return str(exc.args[0]) if exc.args else type(exc).__name__
+
+
+async def _call(ctx: RunContext[AssistantDeps], operation: str, *args: Any) -> ToolResult:
+    service = ctx.deps.analyses
+    if service is None:
+        return {"error": NOT_AVAILABLE}
+    try:
+        result: ToolResult = await getattr(service, operation)(ctx.deps.user_id, *args)
+    except (LookupError, ValueError) as exc:
+        return {"error": _readable(exc)}
+    return result
+
+
+async def list_datasets(ctx: RunContext[AssistantDeps]) -> ToolResult:
+    """List the user's uploaded datasets (alignments and trees) with their ids."""
+    return await _call(ctx, "list_datasets")
+
+
+async def describe_dataset(ctx: RunContext[AssistantDeps], dataset_id: str) -> ToolResult:
+    """Details of one dataset: name, type, number of sequences and sites, problems found.
+
+    Args:
+        dataset_id: the dataset's id as listed by list_datasets.
+    """
+    return await _call(ctx, "get_dataset", dataset_id)
+
+
+async def save_pasted_alignment(
+    ctx: RunContext[AssistantDeps], name: str | None = None
+) -> ToolResult:
+    """Store the FASTA or NEXUS alignment the user pasted into the current message as a
+    dataset, and return its id. Call only when the user's message contains an alignment.
+
+    Args:
+        name: optional dataset name.
+    """
+    text = extract_alignment(ctx.deps.current_message)
+    if text is None:
+        return {"error": "No FASTA or NEXUS alignment was found in the message."}
+    return await _call(ctx, "save_alignment_text", text, name)
+
+
+async def start_analysis(
+    ctx: RunContext[AssistantDeps],
+    method: str,
+    alignment_id: str,
+    tree_id: str | None = None,
+    options: dict[str, Any] | None = None,
+) -> ToolResult:
+    """Start a HyPhy analysis on one of the user's datasets. Only call this when the user
+    asked to run an analysis; returns the job id and status.
+
+    Args:
+        method: method id or name from list_methods, e.g. "fel", "absrel".
+        alignment_id: id of the alignment dataset.
+        tree_id: id of a separate tree dataset, if the alignment has no tree.
+        options: method options by name (see describe_method), e.g. {"pvalue": 0.05}.
+    """
+    catalog = load_catalog()
+    info = catalog.find(method)
+    if info is None:
+        return {"error": f"No method named {method!r}. Known methods: {', '.join(catalog.ids())}."}
+    if not info.runnable:
+        return {"error": f"{info.name} cannot be run on this server. {info.note or ''}".strip()}
+    return await _call(ctx, "start_job", info.id, alignment_id, tree_id, options or {})
+
+
+async def job_status(ctx: RunContext[AssistantDeps], job_id: str | None = None) -> ToolResult:
+    """Status and progress of a job (queued, running, completed, error).
+
+    Args:
+        job_id: the job's id; omit for the user's most recent job.
+    """
+    return await _call(ctx, "get_job", job_id)
+
+
+async def job_results(ctx: RunContext[AssistantDeps], job_id: str | None = None) -> ToolResult:
+    """A plain-language summary of a finished job's results, computed from HyPhy's output.
+
+    Args:
+        job_id: the job's id; omit for the user's most recent job.
+    """
+    return await _call(ctx, "job_summary", job_id)
+
+
+async def cancel_job(ctx: RunContext[AssistantDeps], job_id: str) -> ToolResult:
+    """Cancel a queued or running job. Only call this when the user asked to cancel.
+
+    Args:
+        job_id: the job's id.
+    """
+    return await _call(ctx, "cancel_job", job_id)
+
+
+async def list_jobs(ctx: RunContext[AssistantDeps]) -> ToolResult:
+    """List the user's analysis jobs with method, dataset, status and creation time."""
+    return await _call(ctx, "list_jobs")
+
+
+def analysis_toolset() -> FunctionToolset[AssistantDeps]:
+    toolset = FunctionToolset[AssistantDeps](id="analyses")
+    for tool in (
+        list_datasets,
+        describe_dataset,
+        save_pasted_alignment,
+        start_analysis,
+        job_status,
+        job_results,
+        cancel_job,
+        list_jobs,
+    ):
+        toolset.add_function(tool)
+    return toolset
+
+
+_SEQUENCE_LINE = re.compile(r"^[A-Za-z\-?.*~]+$")
+_FENCE = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)
+
+
+def extract_alignment(message: str) -> str | None:
+    """The FASTA or NEXUS alignment pasted in `message` (fenced or not), or None."""
+    for block in [*_FENCE.findall(message), message]:
+        found = _extract_nexus(block) or _extract_fasta(block)
+        if found:
+            return found
+    return None
+
+
+def _extract_nexus(text: str) -> str | None:
+    start = text.upper().find("#NEXUS")
+    if start < 0 or "MATRIX" not in text.upper()[start:]:
+        return None
+    body = text[start:]
+    end = body.upper().rfind("END;")
+    return (body[: end + 4] if end >= 0 else body).strip() + "\n"
+
+
+def _extract_fasta(text: str) -> str | None:
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith(">")]
+    if not starts:
+        return None
+    kept: list[str] = []
+    for line in lines[starts[0] :]:
+        stripped = line.strip()
+        if stripped.startswith(">") or _SEQUENCE_LINE.match(stripped) or not stripped:
+            kept.append(stripped)
+        else:
+            break  # prose after the alignment
+    records = sum(1 for line in kept if line.startswith(">"))
+    has_sequence = any(line and not line.startswith(">") for line in kept)
+    if records < 2 or not has_sequence:
+        return None
+    return "\n".join(line for line in kept if line) + "\n"

@@ -1,0 +1,79 @@
+"""Stored turns -> Pydantic AI messages, trimmed to the context budget by whole turns."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelMessagesTypeAdapter,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+    UserPromptPart,
+)
+
+from datamonkey_chat.assistant.base import StoredTurn
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["history_messages", "messages_chars", "trim_turns", "turn_messages"]
+
+
+def turn_messages(turn: StoredTurn) -> list[ModelMessage]:
+    """The turn as the model saw it (tool calls included) when recorded, else plain text."""
+    if turn.model_messages:
+        try:
+            return list(ModelMessagesTypeAdapter.validate_json(turn.model_messages))
+        except (ValidationError, ValueError):
+            # a record from another version: the text is still worth keeping
+            logger.warning("stored model_messages could not be read; replaying the turn as text")
+    return [
+        ModelRequest(parts=[UserPromptPart(content=turn.user_text)]),
+        ModelResponse(parts=[TextPart(content=turn.reply_text)]),
+    ]
+
+
+def messages_chars(messages: Sequence[ModelMessage]) -> int:
+    """Characters of content the model would read (metadata such as usage excluded)."""
+    total = 0
+    for message in messages:
+        for part in message.parts:
+            if isinstance(part, UserPromptPart | TextPart) and isinstance(part.content, str):
+                total += len(part.content)
+            elif isinstance(part, ToolCallPart):
+                total += len(part.tool_name) + len(part.args_as_json_str())
+            elif isinstance(part, ToolReturnPart):
+                total += len(part.tool_name) + len(
+                    json.dumps(part.model_response_object(), default=str)
+                )
+    return total
+
+
+def trim_turns(turns: Sequence[list[ModelMessage]], budget_chars: int) -> list[list[ModelMessage]]:
+    """Keep the newest turns that fit in `budget_chars`; the oldest whole turns go first,
+    so a tool call is never separated from its result."""
+    kept: list[list[ModelMessage]] = []
+    used = 0
+    for messages in reversed(turns):
+        size = messages_chars(messages)
+        if used + size > budget_chars:
+            break
+        kept.append(messages)
+        used += size
+    kept.reverse()
+    return kept
+
+
+def history_messages(
+    history: Sequence[StoredTurn], budget_chars: int, *, reserve_chars: int = 0
+) -> list[ModelMessage]:
+    """History for the model, oldest first, within `budget_chars - reserve_chars`."""
+    turns = [turn_messages(turn) for turn in history]
+    kept = trim_turns(turns, max(0, budget_chars - reserve_chars))
+    return [message for messages in kept for message in messages]

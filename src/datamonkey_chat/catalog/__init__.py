@@ -1,0 +1,91 @@
+"""The curated catalog of HyPhy methods Datamonkey offers, read from methods.json.
+
+The facts live in the data file, not in code, so the offline assistant, the LLM tools
+and the REST API all serve the same, reviewable text.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+__all__ = ["Catalog", "MethodInfo", "MethodOption", "load_catalog", "normalize_name"]
+
+
+class MethodOption(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    type: str  # "number" | "integer" | "string" | "choice"
+    default: Any = None
+    description: str
+    choices: list[str] | None = None
+    hyphy_flag: str | None = None  # None: applied by Datamonkey (e.g. a reporting threshold)
+
+
+class MethodInfo(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    full_name: str
+    aliases: list[str]
+    summary: str
+    question: str
+    selection_types: list[str]
+    inputs: list[str]
+    run_time: str
+    options: list[MethodOption] = Field(default_factory=list)
+    results: str
+    citation: str
+    hyphy_keyword: str | None
+    runnable: bool
+    note: str | None = None
+
+    def brief(self) -> dict[str, Any]:
+        """The short form used when listing methods."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "summary": self.summary,
+            "selection_types": self.selection_types,
+            "inputs": self.inputs,
+            "runnable": self.runnable,
+        }
+
+
+class Catalog(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    version: int
+    hyphy_version: str
+    methods: list[MethodInfo]
+    _index: dict[str, MethodInfo] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: Any, /) -> None:
+        for method in self.methods:
+            for label in (method.id, method.name, *method.aliases):
+                self._index.setdefault(normalize_name(label), method)
+
+    def find(self, name_or_alias: str) -> MethodInfo | None:
+        """The method whose id, name or alias matches, ignoring case and punctuation."""
+        return self._index.get(normalize_name(name_or_alias))
+
+    def ids(self) -> list[str]:
+        return [m.id for m in self.methods]
+
+
+def normalize_name(text: str) -> str:
+    """'a-BSREL', 'aBSREL' and 'a bsrel' all become 'absrel'."""
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+@cache
+def load_catalog() -> Catalog:
+    """Parse methods.json once per process (it ships inside the package)."""
+    text = resources.files(__name__).joinpath("methods.json").read_text(encoding="utf-8")
+    return Catalog.model_validate_json(text)

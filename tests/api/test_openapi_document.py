@@ -1,0 +1,224 @@
+"""Our served OpenAPI document against the contract, without Java (the contract test generates).
+
+The expectations come from the contract files, not from api/openapi.py's tables: operations,
+parameters and responses are read out of ChatApi.md, the schema facts are MODELS.md's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from openapi_spec_validator import validate
+
+from datamonkey_chat.api.app import create_app
+from datamonkey_chat.settings import Settings
+from tests.contract.contract_docs import (
+    DocumentedOperation,
+    contract_file,
+    parse_chat_api,
+    snake_case,
+)
+
+Json = dict[str, Any]
+METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+@pytest.fixture
+async def document(tmp_path: Path) -> AsyncIterator[Json]:
+    """The document as the server serves it at /api/v1/openapi.json."""
+    settings = Settings(_env_file=None, data_dir=tmp_path, hyphy_binary=None)  # type: ignore[call-arg]
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            response = await client.get("/api/v1/openapi.json")
+            assert response.status_code == 200
+            yield response.json()
+
+
+@pytest.fixture(scope="module")
+def contract() -> dict[str, DocumentedOperation]:
+    return parse_chat_api(contract_file().read_text())
+
+
+def operations(document: Json) -> dict[str, tuple[str, str, Json]]:
+    found: dict[str, tuple[str, str, Json]] = {}
+    for path, item in document["paths"].items():
+        for method in METHODS:
+            if method in item:
+                operation = item[method]
+                assert operation["operationId"] not in found, "operationIds must be unique"
+                found[operation["operationId"]] = (method.upper(), path, operation)
+    return found
+
+
+def test_is_a_valid_openapi_30_document(document: Json) -> None:
+    assert document["openapi"].startswith("3.0.")
+    validate(document)
+
+
+def test_title_server_and_no_security(document: Json) -> None:
+    assert document["info"]["title"] == "Datamonkey API"
+    assert document["servers"][0]["url"] == "http://datamonkey.org/api/v1"
+    assert "securitySchemes" not in document.get("components", {})
+    assert "security" not in document
+    for _method, _path, operation in operations(document).values():
+        assert "security" not in operation
+
+
+def test_contract_operations_are_exactly_the_chat_tag(
+    document: Json, contract: dict[str, DocumentedOperation]
+) -> None:
+    ours = operations(document)
+    expected = {op.operation_id for op in contract.values()}
+    tagged_chat = {op_id for op_id, (_, _, op) in ours.items() if "Chat" in op.get("tags", [])}
+    assert tagged_chat == expected, "the Chat tag holds the contract's operations, nothing else"
+    for op_id in expected:
+        assert ours[op_id][2]["tags"] == ["Chat"]
+    extensions = set(ours) - expected
+    assert extensions, "rename and health are extensions beside the contract"
+    for op_id in extensions:
+        assert ours[op_id][2].get("tags"), f"{op_id} needs a tag (else it lands in DefaultApi)"
+
+
+def test_operations_match_chat_api_md(
+    document: Json, contract: dict[str, DocumentedOperation]
+) -> None:
+    ours = operations(document)
+    for documented in contract.values():
+        method, path, operation = ours[documented.operation_id]
+        assert (method, path) == (documented.method, documented.path)
+        assert operation["summary"] == documented.summary
+        assert "description" not in operation  # it would be printed under the summary
+
+        body_params = [p for p in documented.parameters if p.name.endswith("_request")]
+        plain = [p for p in documented.parameters if p not in body_params]
+        parameters = operation.get("parameters", [])
+        assert [snake_case(p["name"]) for p in parameters] == [p.name for p in plain]
+        for ours_p, doc_p in zip(parameters, plain, strict=True):
+            assert ours_p["description"] == doc_p.description
+            assert ours_p.get("required", False) is not doc_p.optional, ours_p["name"]
+            assert ours_p["schema"] == {"type": "string"}
+
+        body = operation.get("requestBody")
+        if body_params:
+            (doc_body,) = body_params
+            assert body is not None, documented.operation_id
+            schema = body["content"]["application/json"]["schema"]
+            model = doc_body.type.split("**")[1]
+            assert schema == {"$ref": f"#/components/schemas/{model}"}
+            assert snake_case(model) == doc_body.name
+            assert body.get("required", False) is not doc_body.optional
+        else:
+            assert body is None
+
+        responses = operation["responses"]
+        assert list(responses) == list(documented.responses)
+        for status, description in documented.responses.items():
+            assert responses[status]["description"] == description
+            assert list(responses[status].get("headers", {})) == documented.response_headers[status]
+
+
+def test_no_422_anywhere(document: Json) -> None:
+    # Validation failures are answered with 400 and a ServerError body, never 422.
+    for op_id, (_, _, operation) in operations(document).items():
+        assert "422" not in operation["responses"], op_id
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+
+
+def test_user_token_required_everywhere_but_create(document: Json) -> None:
+    for op_id, (_, _, operation) in operations(document).items():
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] == "header" and parameter["name"] == "user_token":
+                assert parameter["required"] is (op_id != "createConversation"), op_id
+
+
+def test_response_schemas_and_names(document: Json) -> None:
+    ours = operations(document)
+    expected = {
+        ("createConversation", "201"): "ChatConversation",
+        ("createConversation", "500"): "ServerError",
+        ("listUserConversations", "200"): "ListUserConversations200Response",
+        ("getConversation", "200"): "ChatConversation",
+        ("getConversationMessages", "200"): "GetConversationMessages200Response",
+        ("sendConversationMessage", "200"): "SendConversationMessage200Response",
+    }
+    errors = {"401": "UnauthorizedError", "403": "ForbiddenError", "404": "NotFoundError"}
+    for op_id, (_, _, operation) in ours.items():
+        if op_id not in {o for o, _ in expected} | {"deleteConversation"}:
+            continue
+        for status, response in operation["responses"].items():
+            name = expected.get((op_id, status)) or errors.get(status)
+            if name is None:
+                assert status == "204" and "content" not in response
+                continue
+            assert response["content"] == {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}
+            }, (op_id, status)
+    header = ours["createConversation"][2]["responses"]["201"]["headers"]["X-Session-Token"]
+    assert header["schema"] == {"type": "string"}
+
+
+def test_models_md_schema_facts(document: Json) -> None:
+    schemas = document["components"]["schemas"]
+
+    message = schemas["ChatMessage"]
+    assert set(message["required"]) >= {"role", "content"}
+    assert message["properties"]["role"]["type"] == "string"
+    assert message["properties"]["role"]["enum"] == ["user", "assistant"]
+    assert message["properties"]["content"]["type"] == "string"
+    assert message["properties"]["timestamp"] == {
+        **message["properties"]["timestamp"],
+        "type": "integer",
+        "format": "int64",
+    }
+    assert not message["properties"]["timestamp"].get("nullable")
+
+    conversation = schemas["ChatConversation"]
+    assert set(conversation["required"]) >= {"id", "created", "updated"}
+    assert conversation["properties"]["id"]["type"] == "string"
+    assert conversation["properties"]["title"]["type"] == "string"
+    for name in ("created", "updated"):
+        assert conversation["properties"][name]["type"] == "integer"
+        assert conversation["properties"][name]["format"] == "int64"
+    messages = conversation["properties"]["messages"]
+    assert messages["type"] == "array"
+    assert messages["items"] == {"$ref": "#/components/schemas/ChatMessage"}
+
+    for name, fields in {
+        "UnauthorizedError": {"code": "integer", "message": "string"},
+        "ForbiddenError": {"code": "integer", "message": "string"},
+        "NotFoundError": {"error": "string", "status": "integer"},
+        "ServerError": {"error": "string", "code": "string", "details": "string"},
+    }.items():
+        schema = schemas[name]
+        for field_name, field_type in fields.items():
+            assert schema["properties"][field_name]["type"] == field_type, (name, field_name)
+        if name == "ServerError":
+            assert not schema.get("required")
+        else:
+            assert set(schema["required"]) == set(fields), name
+
+    for name in ("CreateConversationRequest", "SendConversationMessageRequest"):
+        assert schemas[name]["type"] == "object"
+    assert schemas["SendConversationMessageRequest"]["required"] == ["message"]
+    assert schemas["SendConversationMessageRequest"]["properties"]["message"]["type"] == "string"
+
+
+def test_no_openapi_31_leftovers(document: Json) -> None:
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "null" or isinstance(node.get("type"), list):
+                pytest.fail(f"3.1 type at {where}: {node}")
+            assert "const" not in node and "examples" not in node.get("schema", {}), where
+            for key, value in node.items():
+                walk(value, f"{where}/{key}")
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, f"{where}/{index}")
+
+    walk(document, "#")

@@ -1,0 +1,210 @@
+"""Alignment/tree validation before HyPhy sees the data (no HyPhy needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from datamonkey_chat.analyses.validation import (
+    MethodRequirements,
+    check_pair,
+    detect_format,
+    method_problems,
+    validate_alignment,
+    validate_tree,
+)
+
+HYPHY_DATA = Path("/usr/share/hyphy/data")
+
+FASTA_OK = """>s1
+ATGAAACCCGGGTTT
+>s2
+ATGAAACCCGGGTTC
+>s3
+ATGAAGCCCGGGTTT
+"""
+TREE_OK = "((s1:0.1,s2:0.1):0.05,s3:0.2);"
+
+
+def codes(report_or_problems: object) -> list[str]:
+    problems = getattr(report_or_problems, "problems", report_or_problems)
+    return [p.code for p in problems]  # type: ignore[attr-defined]
+
+
+def test_fasta_counts_and_type() -> None:
+    r = validate_alignment(FASTA_OK)
+    assert (r.format, r.data_type, r.sequences, r.sites, r.codons) == (
+        "fasta",
+        "nucleotide",
+        3,
+        15,
+        5,
+    )
+    assert r.names == ["s1", "s2", "s3"]
+    assert r.codon_ready and r.ok and r.problems == []
+
+
+def test_internal_stop_codon_names_sequence_and_codon() -> None:
+    text = ">s1\nATGTAACCCGGGTTT\n>s2\nATGAAACCCTGATTT\n>s3\nATGAAACCCGGGTTT\n"
+    r = validate_alignment(text)
+    stops = [p for p in r.problems if p.code == "stop_codon"]
+    assert [(p.sequence, p.codon, p.position) for p in stops] == [("s1", 2, 4), ("s2", 4, 10)]
+    assert "Universal" in stops[0].message and not r.codon_ready
+    assert r.ok  # a warning at upload; FEL turns it into an error
+    fel = method_problems("fel", r, tree=validate_tree("((s1,s2),s3);"))
+    assert codes(fel) == ["stop_codon", "stop_codon"]
+    assert all(p.severity == "error" and "FEL" in p.message for p in fel)
+
+
+def test_stop_codon_depends_on_genetic_code() -> None:
+    text = ">a\nATGTGAAAA\n>b\nATGAAAAAA\n"  # TGA is Trp in vertebrate mtDNA
+    assert "stop_codon" in codes(validate_alignment(text))
+    assert "stop_codon" not in codes(validate_alignment(text, genetic_code="Vertebrate-mtDNA"))
+    with pytest.raises(ValueError, match="unknown genetic code"):
+        validate_alignment(text, genetic_code="Martian")
+
+
+def test_length_not_divisible_by_three() -> None:
+    r = validate_alignment(">a\nATGAAAA\n>b\nATGAAAC\n")
+    assert codes(r) == ["not_codon_aligned"] and r.codons is None and not r.codon_ready
+
+
+def test_unequal_lengths_name_the_short_sequence() -> None:
+    r = validate_alignment(">a\nATGAAACCC\n>b\nATGAAACCC\n>c\nATGAAA\n")
+    (p,) = r.errors
+    assert (p.code, p.sequence, p.position) == ("unequal_length", "c", 7)
+    assert "6 sites" in p.message and "9" in p.message
+
+
+def test_invalid_characters_report_sequence_and_site() -> None:
+    r = validate_alignment(">a\nATGAAACCC\n>b\nATG1AAC*C\n")
+    (p,) = r.errors
+    assert (p.code, p.sequence, p.position) == ("invalid_character", "b", 4)
+    assert "'*1'" in p.message and "4, 8" in p.message
+
+
+def test_duplicate_names() -> None:
+    r = validate_alignment(">a\nATG\n>a\nATG\n>b c\nATG\n>b_c\nATG\n")
+    dups = [p for p in r.errors if p.code == "duplicate_name"]
+    assert [p.sequence for p in dups] == ["a", "b_c"]
+
+
+def test_protein_detected_and_rejected_by_fel() -> None:
+    r = validate_alignment(">a\nMKVLHWQERT\n>b\nMKVLHWQDRT\n")
+    assert r.data_type == "protein" and r.codons is None and r.ok
+    problems = method_problems("fel", r, tree=validate_tree("(a,b);"))
+    assert codes(problems) == ["wrong_data_type"]
+    assert problems[0].message == (
+        "FEL needs a nucleotide alignment of codons, but this is a protein alignment"
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "hello world\nthis is not an alignment", "\x00\x01binary", "5 10\nonly one line"],
+)
+def test_garbage_is_rejected(text: str) -> None:
+    r = validate_alignment(text)
+    assert not r.ok and r.sequences == 0
+    assert codes(r)[0] in ("empty", "unrecognized_format", "parse_error", "too_few_sequences")
+
+
+def test_newick_given_as_alignment() -> None:
+    assert codes(validate_alignment(TREE_OK)) == ["not_an_alignment"]
+
+
+def test_phylip_relaxed_interleaved_and_sequential() -> None:
+    interleaved = "3 15\nseq_one   ATGAAACCC\nseq_two   ATGAAACCC\nthree     ATGAAGCCC\n\n" + (
+        "GGGTTT\nGGGTTC\nGGGTTT\n"
+    )
+    sequential = "3 15\nseq_one\nATGAAACCC\nGGGTTT\nseq_two\nATGAAACCCGGG\nTTC\nthree ATGAAG\n"
+    sequential += "CCCGGGTTT\n"
+    for text in (interleaved, sequential):
+        r = validate_alignment(text)
+        assert r.format == "phylip" and r.ok, r.problems
+        assert (r.sequences, r.sites, r.names) == (3, 15, ["seq_one", "seq_two", "three"])
+
+
+def test_nexus_with_embedded_tree_and_labels() -> None:
+    text = """#NEXUS
+begin data; dimensions ntax=3 nchar=6; format datatype=dna missing=? gap=-;
+matrix
+'seq one' ATGAAA
+s2 ATGAAG
+s3 ATG---
+;
+end;
+begin trees;
+ translate 1 'seq one', 2 s2, 3 s3;
+ tree t = ((1{Foreground}:0.1,2:0.1){Foreground}:0.1,3:0.2);
+end;
+"""
+    r = validate_alignment(text)
+    assert r.ok, r.problems
+    assert (r.format, r.has_tree, r.sequences, r.codons) == ("nexus", True, 3, 2)
+    assert sorted(r.tree_tips) == ["s2", "s3", "seq one"]
+    assert r.branch_labels == ["Foreground"]
+    assert method_problems("relax", r, required_labels=["Foreground"]) == []
+    assert codes(method_problems("relax", r, required_labels=["Test"])) == ["branch_label_missing"]
+
+
+def test_nexus_ragged_matrix_is_explained() -> None:
+    text = "#NEXUS\nbegin data; dimensions ntax=2 nchar=6; format datatype=dna;\nmatrix\n"
+    text += "a ATGATG\nb ATGAT\n;\nend;\n"
+    r = validate_alignment(text)
+    assert [(p.code, p.sequence) for p in r.errors] == [("unequal_length", "b")]
+
+
+def test_mismatched_tree_lists_missing_and_extra_names() -> None:
+    alignment = validate_alignment(FASTA_OK)
+    tree = validate_tree("((s1,s2),(s4,s5));")
+    assert tree.ok and tree.tree_tips == ["s1", "s2", "s4", "s5"]
+    problems = check_pair(alignment, tree)
+    assert codes(problems) == ["tree_extra_tips", "tree_missing_tips"]
+    assert problems[0].message == "2 tree tip(s) have no sequence: s4, s5"
+    assert problems[1].message == "1 sequence(s) are not in the tree: s3"
+    assert codes(method_problems("fel", alignment, tree=tree))[:2] == codes(problems)
+
+
+def test_tree_file_problems() -> None:
+    assert codes(validate_tree("not a tree")) == ["parse_error"]
+    assert codes(validate_tree("((a,b),c;")) == ["tree_parse_error"]
+    assert validate_tree(TREE_OK).format == "newick"
+
+
+def test_method_requirements_as_plain_values() -> None:
+    r = validate_alignment(FASTA_OK)
+    assert codes(method_problems("fel", r)) == ["tree_required"]
+    assert method_problems("gard", r) == []
+    custom = MethodRequirements(needs_tree=False, needs_labelled_branches=False)
+    assert method_problems("mystery", r, requirements=custom) == []
+    assert codes(method_problems("relax", r, tree=validate_tree(TREE_OK))) == [
+        "labelled_branches_required"
+    ]
+    with pytest.raises(ValueError, match="unknown HyPhy method"):
+        method_problems("nrm", r)
+
+
+def test_detect_format() -> None:
+    assert detect_format(">a\nACGT") == "fasta"
+    assert detect_format("#NEXUS\n") == "nexus"
+    assert detect_format("2 4\na ACGT\nb ACGT") == "phylip"
+    assert detect_format("(a,b);") == "newick"
+    assert detect_format("lorem ipsum") is None
+
+
+@pytest.mark.skipif(not HYPHY_DATA.exists(), reason="HyPhy example data not installed")
+def test_shipped_hyphy_examples() -> None:
+    integrase = validate_alignment((HYPHY_DATA / "integrase_BDA.nex").read_text())
+    assert integrase.ok and integrase.codon_ready and integrase.has_tree
+    assert (integrase.sequences, integrase.sites, integrase.codons) == (11, 864, 288)
+    assert sorted(integrase.tree_tips) == sorted(integrase.names)
+    assert method_problems("fel", integrase) == []
+
+    p51 = validate_alignment((HYPHY_DATA / "p51.nex").read_text())
+    assert p51.ok and (p51.sequences, p51.codons) == (8, 440)
+
+    protein = validate_alignment((HYPHY_DATA / "p51.aa").read_text())
+    assert protein.data_type == "protein" and protein.ok
+    assert codes(method_problems("fel", protein)) == ["wrong_data_type"]
