@@ -29,6 +29,11 @@ class Settings(BaseSettings):
 
     # Messages
     max_message_bytes: int = 32 * 1024
+    read_cache_size: int | None = Field(
+        default=None,
+        description="Conversations kept in memory for reads; default 4096 on SQLite, 0 "
+        "(off) on PostgreSQL, where several server processes may share the database",
+    )
 
     # Assistant
     model: str | None = Field(
@@ -47,9 +52,24 @@ class Settings(BaseSettings):
     max_concurrent_jobs: int = Field(default_factory=lambda: os.cpu_count() or 1)
     job_time_limit_seconds: float = 3600.0
     max_upload_bytes: int = 20 * 1024 * 1024
+    jobs_dir: Path | None = Field(
+        default=None, description="HyPhy working directories; default: data_dir/jobs"
+    )
+    genetic_code: str = Field(
+        default="Universal", description="HyPhy genetic code for stop-codon checks on upload"
+    )
+    job_poll_seconds: float = Field(
+        default=1.0, description="How often the job runner looks for queued jobs"
+    )
 
     # Logging
     log_level: str = "INFO"
+
+    @property
+    def resolved_read_cache_size(self) -> int:
+        if self.read_cache_size is not None:
+            return self.read_cache_size
+        return 4096 if self.resolved_database_url.startswith("sqlite") else 0
 
     @property
     def resolved_database_url(self) -> str:

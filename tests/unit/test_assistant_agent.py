@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import pytest
@@ -429,3 +429,14 @@ async def test_base_url_makes_an_openai_compatible_model(monkeypatch: pytest.Mon
 async def test_unknown_provider_is_unhealthy() -> None:
     assistant = build_assistant(Settings(model="nosuch:model"))
     assert await assistant.health() == "unhealthy"
+
+
+async def test_closing_the_stream_early_leaves_no_run_behind() -> None:
+    assistant = build_assistant(settings())
+    stream = assistant.stream([], "what is MEME?", DEPS)
+    assert isinstance(stream, AsyncGenerator)
+    first = await anext(stream)
+    await stream.aclose()  # what a disconnecting client does
+    assert isinstance(first, ToolEvent)
+    await asyncio.sleep(0)
+    assert len(asyncio.all_tasks()) == 1  # only this test's task

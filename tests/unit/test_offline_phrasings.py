@@ -28,13 +28,13 @@ class FakeAnalyses:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, tuple[Any, ...]]] = []
-        self.datasets = [
+        self.datasets: list[dict[str, Any]] = [
             {"dataset_id": "ds1", "name": "hiv_env.fasta", "type": "nucleotide",
              "sequences": 11, "codons": 288, "created_at": "2024-01-01T10:00:00Z"},
             {"dataset_id": "ds2", "name": "flu_ha.nex", "type": "nucleotide",
              "sequences": 20, "codons": 550, "created_at": "2024-02-01T10:00:00Z"},
         ]  # fmt: skip
-        self.jobs = [
+        self.jobs: list[dict[str, Any]] = [
             {"job_id": "job7", "method": "busted", "status": "completed",
              "created_at": "2024-02-02T10:00:00Z"},
             {"job_id": "job8", "method": "fel", "status": "running", "progress": "site 17/181",
@@ -293,3 +293,24 @@ async def test_service_errors_are_reported_readably() -> None:
 )
 def test_method_names_are_found_without_false_matches(text: str, expected: list[str]) -> None:
     assert [m.id for m in find_methods(text)] == expected
+
+
+async def test_records_shaped_like_the_analyses_service() -> None:
+    """Ids under `id`, creation times in ms, trees listed beside alignments, progress as a
+    fraction: the offline assistant picks the newest alignment and reports progress."""
+    fake = FakeAnalyses()
+    fake.datasets = [
+        {"id": "t1", "name": "tree.nwk", "kind": "tree", "created": 3000},
+        {"id": "a2", "name": "new.fasta", "kind": "alignment", "created": 2000},
+        {"id": "a1", "name": "old.fasta", "kind": "alignment", "created": 1000},
+    ]
+    fake.jobs = [{"job_id": "j1", "method": "fel", "status": "running", "progress": 0.42,
+                  "stage": "Fitting the full model", "created": 5000}]  # fmt: skip
+    assistant = build_assistant(Settings(model=None))
+    deps = AssistantDeps(user_id="u", conversation_id="c", analyses=fake)
+
+    await assistant.reply([], "run SLAC on my alignment", deps)
+    status = await assistant.reply([], "is my job done?", deps)
+
+    assert fake.called("start_job") == [("slac", "a2", None, {})]
+    assert "42%" in status.text and "Fitting the full model" in status.text

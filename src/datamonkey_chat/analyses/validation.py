@@ -763,3 +763,11 @@ def _tree_problems(
 def hyphy_branch_label(label: str, alignment: ValidationReport) -> str:
     """HyPhy upper-cases branch labels read from NEXUS trees; pass the label it will see."""
     return label.upper() if alignment.format == "nexus" and alignment.has_tree else label
+
+
+def alignment_records(text: str) -> list[tuple[str, str]]:
+    """(name, sequence) pairs of an alignment that validated, e.g. to rewrite it as FASTA."""
+    fmt = detect_format(text)
+    if fmt is None or fmt == "newick":
+        raise ValueError("not an alignment")
+    return _parse(text, fmt).records

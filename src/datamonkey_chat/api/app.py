@@ -7,10 +7,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from datamonkey_chat.analyses.service import AnalysesService
 from datamonkey_chat.api.errors import install_error_handlers
 from datamonkey_chat.api.middleware import WireMiddleware
 from datamonkey_chat.api.openapi import install_openapi
-from datamonkey_chat.api.routes import chat, health, web
+from datamonkey_chat.api.routes import analyses as analyses_routes
+from datamonkey_chat.api.routes import chat, datasets, health, web
 from datamonkey_chat.assistant.base import Assistant
 from datamonkey_chat.domain.conversations import ConversationService
 from datamonkey_chat.domain.sessions import SessionService, load_or_create_secret
@@ -39,10 +41,19 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         app.state.database = database
         app.state.assistant = chosen
         app.state.sessions = SessionService(database, secret, settings.token_ttl_days * 86400)
-        app.state.conversations = ConversationService(database, chosen)
+        analyses = AnalysesService.from_settings(database, settings)
+        app.state.analyses = analyses
+        app.state.conversations = ConversationService(
+            database,
+            chosen,
+            analyses=analyses,
+            read_cache_size=settings.resolved_read_cache_size,
+        )
+        await analyses.start()  # the job runner: recovers stale jobs, then runs queued ones
         try:
             yield
         finally:
+            await analyses.stop()  # kills running HyPhy processes and re-queues their jobs
             await app.state.conversations.close()
             await database.dispose()
 
@@ -56,7 +67,14 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         redoc_url=None,
     )
     install_error_handlers(app)
-    for router in (chat.router, chat.extensions, health.router):
+    for router in (
+        chat.router,
+        chat.extensions,
+        health.router,
+        datasets.router,
+        analyses_routes.methods,
+        analyses_routes.jobs,
+    ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(web.router)  # the chat page at / and /static (not in the OpenAPI doc)
     install_openapi(app, API_PREFIX)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Header, Request
 
 from datamonkey_chat.domain.conversations import ConversationService
+from datamonkey_chat.domain.errors import UnauthorizedError
 from datamonkey_chat.domain.sessions import SessionService
+
+if TYPE_CHECKING:
+    from datamonkey_chat.analyses.service import AnalysesService
 
 TOKEN_HEADER = "user_token"
 
@@ -19,13 +23,19 @@ UserTokenHeader = Annotated[
 ]
 
 
-def conversations(request: Request) -> ConversationService:
+# async (though they await nothing) so FastAPI calls them inline instead of in a thread.
+async def conversations(request: Request) -> ConversationService:
     service: ConversationService = request.app.state.conversations
     return service
 
 
-def sessions(request: Request) -> SessionService:
+async def sessions(request: Request) -> SessionService:
     service: SessionService = request.app.state.sessions
+    return service
+
+
+def analyses(request: Request) -> AnalysesService:
+    service: AnalysesService = request.app.state.analyses
     return service
 
 
@@ -50,6 +60,17 @@ async def current_user(
     return await session_service.authenticate(presented_token(request, user_token))
 
 
+async def user_or_none(session_service: SessionService, token: str | None) -> str | None:
+    """For operations that start a session when the token is missing, invalid or expired."""
+    if not token:
+        return None
+    try:
+        return await session_service.authenticate(token)
+    except UnauthorizedError:
+        return None
+
+
 CurrentUser = Annotated[str, Depends(current_user)]
 Conversations = Annotated[ConversationService, Depends(conversations)]
 Sessions = Annotated[SessionService, Depends(sessions)]
+Analyses = Annotated["AnalysesService", Depends(analyses)]

@@ -36,6 +36,16 @@ def server_error(status: int, error: str, code: str, details: str) -> JSONRespon
     return JSONResponse({"error": error, "code": code, "details": details}, status_code=status)
 
 
+def validation_failed(exc: errors.ValidationFailedError) -> JSONResponse:
+    body = {
+        "error": "The data has problems",
+        "code": "validation_failed",
+        "details": exc.message,
+        "problems": exc.problems,
+    }
+    return JSONResponse(body, status_code=422)
+
+
 def domain_error_response(exc: errors.DomainError) -> JSONResponse:
     if isinstance(exc, errors.UnauthorizedError):
         return unauthorized(exc.message)
@@ -43,6 +53,8 @@ def domain_error_response(exc: errors.DomainError) -> JSONResponse:
         return forbidden(exc.message)
     if isinstance(exc, errors.NotFoundError):
         return not_found(exc.message)
+    if isinstance(exc, errors.ValidationFailedError):
+        return validation_failed(exc)
     if isinstance(exc, errors.TooLargeError):
         return server_error(413, "Request too large", "too_large", exc.message)
     if isinstance(exc, errors.ConflictError):
@@ -93,6 +105,14 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _database(_: Request, exc: SQLAlchemyError) -> JSONResponse:
         log.error("database error: %s", type(exc).__name__)
         return server_error(500, "Database error", "database_error", "The database failed")
+
+    @app.exception_handler(ConnectionError)
+    async def _unreachable(_: Request, exc: ConnectionError) -> JSONResponse:
+        # asyncpg raises plain socket errors when PostgreSQL cannot be reached
+        log.error("database unreachable: %s", type(exc).__name__)
+        return server_error(
+            500, "Database error", "database_error", "The database cannot be reached"
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -65,7 +65,7 @@ CONTRACT_OPERATIONS: dict[str, ContractOperation] = {
 }
 
 # Operations outside the contract whose `user_token` header is really optional.
-TOKEN_OPTIONAL_EXTENSIONS: frozenset[str] = frozenset()
+TOKEN_OPTIONAL_EXTENSIONS: frozenset[str] = frozenset({"uploadDataset"})
 
 # Descriptions of path parameters, wherever they appear.
 PATH_PARAMETER_DESCRIPTIONS = {"conversationId": "ID of the conversation"}

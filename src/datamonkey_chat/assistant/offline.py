@@ -688,18 +688,23 @@ def _item_id(item: dict[str, Any], kind: str) -> str:
 
 
 def _latest(items: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
-    """Newest by `created_at` when present; otherwise the list's first (newest-first)."""
+    """Newest by `created_at` / `created`; else the first (listings are newest first)."""
     listed = list(items)
     if not listed:
         return None
-    if all(isinstance(item.get("created_at"), str) for item in listed):
-        return max(listed, key=lambda item: item["created_at"])
+    for key in ("created_at", "created"):
+        stamps = [item.get(key) for item in listed]
+        if all(isinstance(v, str) for v in stamps) or all(
+            isinstance(v, int | float) for v in stamps
+        ):
+            return max(listed, key=lambda item: item[key])
     return listed[0]
 
 
 def _pick_dataset(datasets: list[dict[str, Any]], message: str) -> dict[str, Any] | None:
     """The dataset named (or whose id appears) in the message, else the most recent."""
     text = message.lower()
+    datasets = [d for d in datasets if d.get("kind") != "tree"]  # trees are not alignments
     for dataset in datasets:
         labels = {str(dataset.get("name") or ""), _item_id(dataset, "dataset")}
         labels |= {label.rsplit(".", 1)[0] for label in labels}
@@ -738,9 +743,12 @@ def _job_line(job: dict[str, Any]) -> str:
 
 def _status_text(job: dict[str, Any]) -> str:
     text = f"Status of {_job_line(job)}."
-    progress = job.get("progress")
-    if progress:
-        text += f" Progress: {progress}."
+    progress, stage = job.get("progress"), job.get("stage")
+    if isinstance(progress, float) and 0 <= progress <= 1:
+        progress = f"{progress:.0%}"
+    details = [str(d) for d in (progress, stage) if d not in (None, "", 0)]
+    if job.get("status") in ("queued", "running") and details:
+        text += f" Progress: {', '.join(details)}."
     if job.get("status") == "error" and job.get("error_message"):
         text += f" Error: {job['error_message']}"
     if job.get("status") == "completed":

@@ -24,8 +24,10 @@ from datamonkey_chat.assistant.base import (
 from datamonkey_chat.domain.clock import now_ms
 from datamonkey_chat.domain.errors import ConflictError, ForbiddenError, NotFoundError
 from datamonkey_chat.domain.locks import KeyedLocks
+from datamonkey_chat.domain.read_cache import ReadCache
 from datamonkey_chat.storage import repository
 from datamonkey_chat.storage.db import Database
+from datamonkey_chat.storage.group_commit import GroupInserter
 from datamonkey_chat.storage.models import ConversationRow, MessageRow
 
 log = logging.getLogger(__name__)
@@ -83,17 +85,28 @@ def _turns(rows: list[MessageRow]) -> list[StoredTurn]:
     return turns
 
 
+def _check_owner(owner: str, user_id: str) -> None:
+    if not secrets.compare_digest(owner, user_id):
+        raise ForbiddenError("User does not own this conversation")
+
+
 def clean_title(title: str) -> str:
     return " ".join(title.split())[:MAX_TITLE_CHARS]
 
 
 class ConversationService:
     def __init__(
-        self, database: Database, assistant: Assistant, analyses: Any = None
+        self,
+        database: Database,
+        assistant: Assistant,
+        analyses: Any = None,
+        read_cache_size: int = 0,
     ) -> None:
         self._database = database
         self._assistant = assistant
         self._analyses = analyses
+        self._cache: ReadCache[Conversation] = ReadCache(read_cache_size)
+        self._new_conversations = GroupInserter(database)
         self._send_locks = KeyedLocks()
         self._background: set[asyncio.Task[None]] = set()
 
@@ -106,20 +119,34 @@ class ConversationService:
             created_ms=now,
             updated_ms=now,
         )
-        async with self._database.transaction() as db:
-            await repository.add_conversation(db, row)
+        await self._new_conversations.insert(row)
+        self._cache.forget(user_id)
         return _conversation(row, [])
 
     async def list_for_user(self, user_id: str) -> list[Conversation]:
+        cached = self._cache.user_list(user_id)
+        if cached is not None:
+            return cached
+        epoch = self._cache.epoch
         async with self._database.session() as db:
             rows = await repository.list_conversations(db, user_id)
-        return [_conversation(row) for row in rows]
+        conversations = [_conversation(row) for row in rows]
+        self._cache.keep_user_list(user_id, conversations, epoch)
+        return conversations
 
     async def get(self, user_id: str, conversation_id: str) -> Conversation:
+        cached = self._cache.conversation(conversation_id)
+        if cached is not None:
+            owner, conversation = cached
+            _check_owner(owner, user_id)
+            return conversation
+        epoch = self._cache.epoch
         async with self._database.session() as db:
             row = await self._owned(db, user_id, conversation_id)
             messages = [_message(m) for m in await repository.list_messages(db, conversation_id)]
-        return _conversation(row, messages)
+        conversation = _conversation(row, messages)
+        self._cache.keep_conversation(conversation_id, row.user_id, conversation, epoch)
+        return conversation
 
     async def messages(self, user_id: str, conversation_id: str) -> list[Message]:
         conversation = await self.get(user_id, conversation_id)
@@ -130,11 +157,13 @@ class ConversationService:
             async with self._database.transaction() as db:
                 await self._owned(db, user_id, conversation_id)
                 await repository.delete_conversation(db, conversation_id)
+            self._cache.forget(user_id, conversation_id)
 
     async def rename(self, user_id: str, conversation_id: str, title: str) -> Conversation:
         async with self._database.transaction() as db:
             await self._owned(db, user_id, conversation_id)
             await repository.set_title(db, conversation_id, clean_title(title))
+        self._cache.forget(user_id, conversation_id)
         return await self.get(user_id, conversation_id)
 
     async def send(self, user_id: str, conversation_id: str, text: str) -> Message:
@@ -144,9 +173,9 @@ class ConversationService:
             history, is_first = await self._history(user_id, conversation_id)
             deps = self._deps(user_id, conversation_id, text)
             reply = await self._assistant.reply(history, text, deps)
-            stored = await self._store_turn(conversation_id, text, received, reply)
+            stored = await self._store_turn(user_id, conversation_id, text, received, reply)
         if is_first:
-            self._title_later(conversation_id, text, reply.text)
+            self._title_later(user_id, conversation_id, text, reply.text)
         return stored
 
     async def send_streaming(
@@ -165,9 +194,9 @@ class ConversationService:
                     yield event
             if reply is None:
                 raise RuntimeError("assistant stream ended without a reply")
-            stored = await self._store_turn(conversation_id, text, received, reply)
+            stored = await self._store_turn(user_id, conversation_id, text, received, reply)
         if is_first:
-            self._title_later(conversation_id, text, reply.text)
+            self._title_later(user_id, conversation_id, text, reply.text)
         yield ReplyStored(stored)
 
     async def check_owner(self, user_id: str, conversation_id: str) -> None:
@@ -200,12 +229,12 @@ class ConversationService:
         row = await repository.get_conversation(db, conversation_id)
         if row is None:
             raise NotFoundError("Conversation not found")
-        if not secrets.compare_digest(row.user_id, user_id):
-            raise ForbiddenError("User does not own this conversation")
+        _check_owner(row.user_id, user_id)
         return row
 
     async def _store_turn(
-        self, conversation_id: str, text: str, received_ms: int, reply: AssistantReply
+        self, user_id: str, conversation_id: str, text: str, received_ms: int,
+        reply: AssistantReply,
     ) -> Message:
         replied = max(now_ms(), received_ms)
         events = [event.as_dict() for event in reply.tool_events]
@@ -228,18 +257,23 @@ class ConversationService:
         except IntegrityError as exc:
             # Another server process wrote to this conversation at the same moment.
             raise ConflictError("Another message was sent to this conversation at once") from exc
+        finally:
+            self._cache.forget(user_id, conversation_id)
         return _message(answer)
 
-    def _title_later(self, conversation_id: str, text: str, reply_text: str) -> None:
-        task = asyncio.create_task(self._make_title(conversation_id, text, reply_text))
+    def _title_later(self, user_id: str, conversation_id: str, text: str, reply_text: str) -> None:
+        task = asyncio.create_task(self._make_title(user_id, conversation_id, text, reply_text))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _make_title(self, conversation_id: str, text: str, reply_text: str) -> None:
+    async def _make_title(
+        self, user_id: str, conversation_id: str, text: str, reply_text: str
+    ) -> None:
         try:
             title = clean_title(await self._assistant.title(text, reply_text))
             if title:
                 async with self._database.transaction() as db:
                     await repository.set_title(db, conversation_id, title, only_if_empty=True)
+                self._cache.forget(user_id, conversation_id)
         except Exception:  # a title is a nicety: never let it break anything
             log.warning("could not title conversation %s", conversation_id, exc_info=True)

@@ -35,3 +35,12 @@ class ConflictError(DomainError):
 
 class UnavailableError(DomainError):
     """A capability this server lacks right now (e.g. HyPhy is not installed)."""
+
+
+class ValidationFailedError(InvalidInputError, ValueError):
+    """Uploaded data has problems; `problems` (dicts with code, message, sequence,
+    position, ...) go into the 422 body. A ValueError too, so assistant tools report it."""
+
+    def __init__(self, message: str, problems: list[dict[str, object]]) -> None:
+        super().__init__(message)
+        self.problems = problems

@@ -18,6 +18,7 @@ from datamonkey_chat.storage.db import Database
 ALGORITHM = "HS256"
 SECRET_FILE_NAME = "jwt_secret"
 LAST_SEEN_RESOLUTION_S = 60.0  # write last_seen at most once a minute per user
+VERIFIED_TOKENS_KEPT = 10_000  # tokens whose signature was checked, kept to skip re-checking
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class SessionService:
         self._secret = secret
         self._ttl_seconds = ttl_seconds
         self._last_seen_written: dict[str, float] = {}  # user id -> monotonic time
+        self._verified: dict[str, tuple[str, float]] = {}  # token -> (user id, exp)
 
     async def create(self) -> NewSession:
         user_id = secrets.token_hex(16)
@@ -68,6 +70,9 @@ class SessionService:
 
     def decode(self, token: str) -> str:
         """The user id a token names, if its signature and expiry hold (no DB access)."""
+        known = self._verified.get(token)
+        if known is not None and known[1] > time.time():
+            return known[0]
         try:
             claims = jwt.decode(
                 token,
@@ -82,6 +87,9 @@ class SessionService:
         user_id = claims.get("sub")
         if not isinstance(user_id, str) or not user_id:
             raise UnauthorizedError("Invalid session token")
+        if len(self._verified) >= VERIFIED_TOKENS_KEPT:
+            self._verified.clear()  # cheap bound; the next calls simply verify again
+        self._verified[token] = (user_id, float(claims["exp"]))
         return user_id
 
     async def authenticate(self, token: str | None) -> str:
@@ -97,5 +105,7 @@ class SessionService:
             if await repository.get_session(db, user_id) is None:
                 raise UnauthorizedError("Unknown session")
             await repository.touch_session(db, user_id, now_ms())
+        if len(self._last_seen_written) >= VERIFIED_TOKENS_KEPT:
+            self._last_seen_written.clear()
         self._last_seen_written[user_id] = now
         return user_id

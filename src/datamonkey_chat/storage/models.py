@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -49,3 +58,58 @@ class MessageRow(Base):
     # the turn (JSON), kept so later turns can show the model its earlier tool use.
     tool_events: Mapped[str | None] = mapped_column(Text, nullable=True)
     model_messages: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+# ---------------------------------------------------------------- analyses
+
+
+class DatasetRow(Base):
+    """An uploaded alignment or tree, validated before it was stored."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (Index("ix_datasets_user_created", "user_id", "created_ms"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    kind: Mapped[str] = mapped_column(String(16))  # alignment | tree
+    format: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    data_type: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    sequences: Mapped[int] = mapped_column(Integer)
+    sites: Mapped[int] = mapped_column(Integer)
+    codons: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    content: Mapped[str] = mapped_column(Text)
+    report: Mapped[str] = mapped_column(Text)  # ValidationReport JSON
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class JobRow(Base):
+    """A HyPhy run; `runner_id` + `heartbeat_ms` tell a live runner's jobs from a dead one's."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_user_created", "user_id", "created_ms"),
+        Index("ix_jobs_status_created", "status", "created_ms"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(32))  # catalog id
+    alignment_id: Mapped[str] = mapped_column(String(64))
+    tree_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    options: Mapped[str] = mapped_column(Text)  # JSON
+    status: Mapped[str] = mapped_column(String(16))  # queued | running | completed | error
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    stage: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    notes: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON list of strings
+    result: Mapped[str | None] = mapped_column(Text, nullable=True)  # the HyPhy JSON
+    summary: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    runner_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    heartbeat_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    started_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    finished_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

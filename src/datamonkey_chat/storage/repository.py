@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from typing import Any
+
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
-from datamonkey_chat.storage.models import ConversationRow, MessageRow, SessionRow
+from datamonkey_chat.storage.models import (
+    ConversationRow,
+    DatasetRow,
+    JobRow,
+    MessageRow,
+    SessionRow,
+)
 
 
 async def add_session(db: AsyncSession, user_id: str, now_ms: int) -> None:
@@ -82,3 +92,161 @@ async def delete_conversation(db: AsyncSession, conversation_id: str) -> None:
     # Explicit message delete: SQLite only cascades with foreign_keys on, so do not rely on it.
     await db.execute(delete(MessageRow).where(MessageRow.conversation_id == conversation_id))
     await db.execute(delete(ConversationRow).where(ConversationRow.id == conversation_id))
+
+
+# ---------------------------------------------------------------- datasets
+
+
+async def add_dataset(db: AsyncSession, row: DatasetRow) -> None:
+    db.add(row)
+
+
+async def get_dataset(db: AsyncSession, dataset_id: str) -> DatasetRow | None:
+    return await db.get(DatasetRow, dataset_id)
+
+
+async def list_datasets(db: AsyncSession, user_id: str) -> list[DatasetRow]:
+    query = (
+        select(DatasetRow)
+        .options(defer(DatasetRow.content))  # listing never needs the file itself
+        .where(DatasetRow.user_id == user_id)
+        .order_by(DatasetRow.created_ms.desc(), DatasetRow.id)
+    )
+    return list((await db.scalars(query)).all())
+
+
+async def delete_dataset(db: AsyncSession, dataset_id: str) -> None:
+    await db.execute(delete(DatasetRow).where(DatasetRow.id == dataset_id))
+
+
+# ---------------------------------------------------------------- jobs
+# Every state change is a conditional UPDATE whose rowcount says whether it won: two
+# runners never claim the same job, and a cancelled job is never overwritten by its result.
+
+
+def _rowcount(result: Any) -> int:
+    return int(result.rowcount or 0)
+
+
+async def add_job(db: AsyncSession, row: JobRow) -> None:
+    db.add(row)
+
+
+async def get_job(db: AsyncSession, job_id: str) -> JobRow | None:
+    return await db.get(JobRow, job_id)
+
+
+async def list_jobs(
+    db: AsyncSession, user_id: str, filters: dict[str, str | None] | None = None
+) -> list[JobRow]:
+    """The user's jobs, newest first; `filters` maps column name to value (None: any)."""
+    query = (
+        select(JobRow)
+        .options(defer(JobRow.result))
+        .where(JobRow.user_id == user_id)
+        .order_by(JobRow.created_ms.desc(), JobRow.id)
+    )
+    for column, value in (filters or {}).items():
+        if value is not None:
+            query = query.where(getattr(JobRow, column) == value)
+    return list((await db.scalars(query)).all())
+
+
+async def latest_job_id(db: AsyncSession, user_id: str) -> str | None:
+    query = (
+        select(JobRow.id)
+        .where(JobRow.user_id == user_id)
+        .order_by(JobRow.created_ms.desc(), JobRow.id)
+        .limit(1)
+    )
+    return await db.scalar(query)
+
+
+async def queued_job_ids(db: AsyncSession, limit: int) -> list[str]:
+    query = (
+        select(JobRow.id)
+        .where(JobRow.status == "queued")
+        .order_by(JobRow.created_ms, JobRow.id)
+        .limit(limit)
+    )
+    return list((await db.scalars(query)).all())
+
+
+async def claim_job(db: AsyncSession, job_id: str, runner_id: str, now_ms: int) -> bool:
+    result = await db.execute(
+        update(JobRow)
+        .where(JobRow.id == job_id, JobRow.status == "queued")
+        .values(
+            status="running",
+            runner_id=runner_id,
+            heartbeat_ms=now_ms,
+            started_ms=now_ms,
+            attempts=JobRow.attempts + 1,
+            progress=0.0,
+            stage="Starting",
+        )
+    )
+    return _rowcount(result) == 1
+
+
+async def update_running_job(
+    db: AsyncSession, job_id: str, runner_id: str, values: dict[str, Any]
+) -> bool:
+    """Write `values` only while this runner still owns the running job."""
+    result = await db.execute(
+        update(JobRow)
+        .where(JobRow.id == job_id, JobRow.status == "running", JobRow.runner_id == runner_id)
+        .values(**values)
+    )
+    return _rowcount(result) == 1
+
+
+async def heartbeat(db: AsyncSession, runner_id: str, now_ms: int) -> None:
+    await db.execute(
+        update(JobRow)
+        .where(JobRow.status == "running", JobRow.runner_id == runner_id)
+        .values(heartbeat_ms=now_ms)
+    )
+
+
+async def still_running(db: AsyncSession, runner_id: str, job_ids: Collection[str]) -> set[str]:
+    """Which of `job_ids` this runner still owns as running (others were cancelled)."""
+    if not job_ids:
+        return set()
+    query = select(JobRow.id).where(
+        JobRow.id.in_(list(job_ids)), JobRow.status == "running", JobRow.runner_id == runner_id
+    )
+    return set((await db.scalars(query)).all())
+
+
+async def cancel_job(db: AsyncSession, job_id: str, message: str, now_ms: int) -> bool:
+    result = await db.execute(
+        update(JobRow)
+        .where(JobRow.id == job_id, JobRow.status.in_(("queued", "running")))
+        .values(status="error", error_message=message, finished_ms=now_ms, runner_id=None)
+    )
+    return _rowcount(result) == 1
+
+
+async def stale_running_jobs(db: AsyncSession, cutoff_ms: int) -> list[tuple[str, int]]:
+    """(id, attempts) of running jobs whose runner stopped sending heartbeats."""
+    query = select(JobRow.id, JobRow.attempts).where(
+        JobRow.status == "running", func.coalesce(JobRow.heartbeat_ms, 0) < cutoff_ms
+    )
+    return [(row.id, row.attempts) for row in (await db.execute(query)).all()]
+
+
+async def recover_job(
+    db: AsyncSession, job_id: str, cutoff_ms: int, values: dict[str, Any]
+) -> bool:
+    """Apply `values` to a running job only if its heartbeat is still stale (no race)."""
+    result = await db.execute(
+        update(JobRow)
+        .where(
+            JobRow.id == job_id,
+            JobRow.status == "running",
+            func.coalesce(JobRow.heartbeat_ms, 0) < cutoff_ms,
+        )
+        .values(**values)
+    )
+    return _rowcount(result) == 1

@@ -14,6 +14,7 @@ from datamonkey_chat.api.deps import (
     Sessions,
     UserTokenHeader,
     presented_token,
+    user_or_none,
 )
 from datamonkey_chat.api.schemas import (
     ChatConversation,
@@ -30,7 +31,6 @@ from datamonkey_chat.api.schemas import (
 )
 from datamonkey_chat.domain.conversations import Conversation, Message
 from datamonkey_chat.domain.errors import InvalidInputError, TooLargeError
-from datamonkey_chat.domain.errors import UnauthorizedError as Unauth
 
 router = APIRouter(prefix="/chat", tags=["Chat"])
 extensions = APIRouter(prefix="/chat", tags=["Chat extensions"])
@@ -98,7 +98,7 @@ async def create_conversation(
     create_conversation_request: CreateConversationRequest | None = Body(default=None),
 ) -> Response:
     headers: dict[str, str] = {}
-    user_id = await _user_or_none(sessions, presented_token(request, user_token))
+    user_id = await user_or_none(sessions, presented_token(request, user_token))
     if user_id is None:
         session = await sessions.create()
         user_id = session.user_id
@@ -106,17 +106,6 @@ async def create_conversation(
     title = create_conversation_request.title if create_conversation_request else None
     conversation = await conversations.create(user_id, title)
     return JSONResponse(conversation_json(conversation), status_code=201, headers=headers)
-
-
-async def _user_or_none(sessions: Any, token: str | None) -> str | None:
-    """Create accepts a missing, invalid or expired token by starting a new session."""
-    if not token:
-        return None
-    try:
-        user_id: str = await sessions.authenticate(token)
-        return user_id
-    except Unauth:
-        return None
 
 
 @router.get(

@@ -1,0 +1,345 @@
+"""The job runner: takes queued jobs from the database and runs them through a JobExecutor.
+
+- Claiming is a conditional UPDATE (`status='queued'` -> 'running'), so two runners, in
+  one process or several, never take the same job.
+- At most `max_concurrent` jobs run at once; each has a wall-clock limit (the executor's).
+- Every runner has an id and refreshes a heartbeat on its running jobs. A running job
+  whose heartbeat is stale belongs to a dead process: it is re-queued if it has been
+  tried fewer than MAX_ATTEMPTS times, else marked error with the reason. This check runs
+  at start and then periodically, so no job stays "running" forever.
+- Cancelling is a DB update (see AnalysesService.cancel_job); the runner kills the process
+  of any job it runs that is no longer 'running' in the DB, and writes results only while
+  it still owns the job, so a cancelled job never turns 'completed'.
+- Clean shutdown kills the processes and puts their jobs back in the queue.
+
+The executor is the only part that knows where HyPhy runs (LocalHyPhyExecutor now; a
+Slurm executor can implement the same protocol later).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from datamonkey_chat.analyses.hyphy import HyPhyJobSpec, HyPhyResult, JobExecutor, OptionValue
+from datamonkey_chat.analyses.inputs import finite
+from datamonkey_chat.domain.clock import now_ms
+from datamonkey_chat.storage import repository
+from datamonkey_chat.storage.db import Database
+from datamonkey_chat.storage.models import JobRow
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 2
+HEARTBEAT_SECONDS = 5.0
+STALE_AFTER_SECONDS = 30.0  # six missed heartbeats: the runner that owned the job is gone
+PROGRESS_WRITE_SECONDS = 1.0
+RESTART_MESSAGE = "Server restarted while the job was running"
+MAX_PROGRESS_BEFORE_DONE = 0.99
+
+
+@dataclass(frozen=True)
+class PreparedJob:
+    """What the runner hands the executor, built from the job and its datasets."""
+
+    keyword: str  # HyPhy keyword
+    alignment_name: str
+    alignment_text: str
+    tree_text: str | None
+    arguments: dict[str, OptionValue]
+    thresholds: dict[str, float] = field(default_factory=dict)  # for the summary
+
+
+# Builds a job's inputs from the database (raises ValueError with a reason for the user),
+# and turns a finished run's JSON into the stored summary.
+Prepare = Callable[[str], Awaitable[PreparedJob]]
+Summarize = Callable[[PreparedJob, dict[str, Any]], dict[str, Any]]
+
+
+@dataclass
+class _Running:
+    task: asyncio.Task[None]
+    progress: float = 0.0
+    stage: str = "Starting"
+    written: tuple[float, str] = (0.0, "Starting")
+    stopping: bool = False  # killed by shutdown: re-queue instead of failing
+    started: float = field(default_factory=time.monotonic)
+
+
+class JobRunner:
+    def __init__(
+        self,
+        database: Database,
+        executor: JobExecutor,
+        prepare: Prepare,
+        summarize: Summarize,
+        max_concurrent: int,
+        cpus_per_job: int = 1,
+        time_limit_seconds: float | None = None,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self.runner_id = secrets.token_hex(8)
+        self._database = database
+        self._executor = executor
+        self._prepare = prepare
+        self._summarize = summarize
+        self._max_concurrent = max(1, max_concurrent)
+        self._cpus = max(1, cpus_per_job)
+        self._time_limit = time_limit_seconds
+        self._poll_seconds = poll_seconds
+        self._running: dict[str, _Running] = {}
+        self._wake = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        await self.recover()
+        self._loop_task = asyncio.create_task(self._loop(), name="job-runner")
+
+    async def stop(self) -> None:
+        """Kill running processes and re-queue their jobs; the next start runs them."""
+        self._stopping = True
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        for job_id, running in list(self._running.items()):
+            running.stopping = True
+            await self._executor.cancel(job_id)
+        tasks = [running.task for running in self._running.values()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=15)
+
+    @property
+    def alive(self) -> bool:
+        return self._loop_task is not None and not self._loop_task.done()
+
+    def wake(self) -> None:
+        """A job was queued: look now instead of at the next poll."""
+        self._wake.set()
+
+    async def kill(self, job_id: str) -> None:
+        """Stop the process of a job that was cancelled in the DB, if it runs here."""
+        if job_id in self._running:
+            await self._executor.cancel(job_id)
+
+    # ------------------------------------------------------------ the loop
+
+    async def _loop(self) -> None:
+        last_beat = 0.0
+        while True:
+            try:
+                if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
+                    last_beat = time.monotonic()
+                    await self._beat()
+                await self._write_progress()
+                await self._fill_slots()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a DB hiccup must not end the runner
+                log.exception("job runner iteration failed")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+
+    async def _fill_slots(self) -> None:
+        free = self._max_concurrent - len(self._running)
+        if free <= 0 or self._stopping:
+            return
+        async with self._database.session() as db:
+            candidates = await repository.queued_job_ids(db, free * 2)
+        for job_id in candidates:
+            if len(self._running) >= self._max_concurrent:
+                return
+            if await self._claim(job_id):
+                task = asyncio.create_task(self._run(job_id), name=f"job-{job_id}")
+                self._running[job_id] = _Running(task)
+                task.add_done_callback(functools.partial(self._finished, job_id))
+
+    def _finished(self, job_id: str, _task: asyncio.Task[None]) -> None:
+        self._running.pop(job_id, None)
+        self._wake.set()  # a slot is free
+
+    async def _claim(self, job_id: str) -> bool:
+        async with self._database.transaction() as db:
+            return await repository.claim_job(db, job_id, self.runner_id, now_ms())
+
+    async def _beat(self) -> None:
+        async with self._database.transaction() as db:
+            await repository.heartbeat(db, self.runner_id, now_ms())
+            mine = await repository.still_running(db, self.runner_id, list(self._running))
+        for job_id in set(self._running) - mine:
+            log.info("job %s is no longer running in the database; stopping it", job_id)
+            await self._executor.cancel(job_id)
+        await self.recover()
+
+    async def recover(self) -> None:
+        """Re-queue (or fail) running jobs whose runner stopped sending heartbeats."""
+        cutoff = now_ms() - int(STALE_AFTER_SECONDS * 1000)
+        async with self._database.transaction() as db:
+            for job_id, attempts in await repository.stale_running_jobs(db, cutoff):
+                if attempts < MAX_ATTEMPTS:
+                    values: dict[str, Any] = {
+                        "status": "queued",
+                        "runner_id": None,
+                        "progress": 0.0,
+                        "stage": None,
+                    }
+                else:
+                    values = {
+                        "status": "error",
+                        "error_message": RESTART_MESSAGE,
+                        "runner_id": None,
+                        "finished_ms": now_ms(),
+                    }
+                if await repository.recover_job(db, job_id, cutoff, values):
+                    log.warning(
+                        "job %s was left running by a dead runner: %s", job_id, values["status"]
+                    )
+
+    # ------------------------------------------------------------ one job
+
+    async def _run(self, job_id: str) -> None:
+        try:
+            prepared = await self._prepare(job_id)
+        except ValueError as exc:
+            await self._fail(job_id, str(exc))
+            return
+        except Exception:
+            log.exception("could not prepare job %s", job_id)
+            await self._fail(job_id, "The job's inputs could not be prepared")
+            return
+        try:
+            result = await self._execute(job_id, prepared)
+        except Exception as exc:
+            log.exception("job %s could not be run", job_id)
+            await self._fail(job_id, str(exc) or type(exc).__name__)
+            return
+        try:
+            await self._record(job_id, prepared, result)
+        except Exception:
+            log.exception("the result of job %s could not be stored", job_id)
+            await self._fail(job_id, "HyPhy finished but its result could not be stored")
+
+    async def _execute(self, job_id: str, prepared: PreparedJob) -> HyPhyResult:
+        with tempfile.TemporaryDirectory(prefix="dmc-inputs-") as staging:
+            alignment = Path(staging) / prepared.alignment_name
+            alignment.write_text(prepared.alignment_text)
+            tree: Path | None = None
+            if prepared.tree_text is not None:
+                tree = Path(staging) / "tree.nwk"
+                tree.write_text(prepared.tree_text)
+            spec = HyPhyJobSpec(
+                job_id=job_id,
+                method=prepared.keyword,
+                alignment=alignment,
+                tree=tree,
+                options=prepared.arguments,
+                cpus=self._cpus,
+                time_limit_seconds=self._time_limit,
+            )
+            handle = await self._executor.start(spec, self._progress_callback(job_id))
+        if self._stopping:  # shutdown began while it was starting
+            await self._executor.cancel(job_id)
+        return await handle.wait()
+
+    def _progress_callback(self, job_id: str) -> Callable[[str, float | None], None]:
+        def on_progress(stage: str, fraction: float | None) -> None:
+            running = self._running.get(job_id)
+            if running is None:
+                return
+            running.stage = stage[:200]
+            if fraction is not None:  # monotone: HyPhy's counters restart per stage
+                running.progress = max(running.progress, min(fraction, MAX_PROGRESS_BEFORE_DONE))
+
+        return on_progress
+
+    async def _write_progress(self) -> None:
+        for job_id, running in list(self._running.items()):
+            latest = (running.progress, running.stage)
+            if latest == running.written:
+                continue
+            running.written = latest
+            async with self._database.transaction() as db:
+                await repository.update_running_job(
+                    db,
+                    job_id,
+                    self.runner_id,
+                    {
+                        "progress": running.progress,
+                        "stage": running.stage,
+                        "heartbeat_ms": now_ms(),
+                    },
+                )
+
+    async def _record(self, job_id: str, prepared: PreparedJob, result: HyPhyResult) -> None:
+        running = self._running.get(job_id)
+        if result.status == "cancelled" and running is not None and running.stopping:
+            await self._requeue(job_id)
+            return
+        if result.status == "completed" and result.result is not None:
+            try:
+                summary = self._summarize(prepared, result.result)
+            except Exception:  # the run is still good: keep it, say the summary failed
+                log.exception("summary of job %s failed", job_id)
+                summary = {"summary_text": "No summary could be computed; see the full JSON."}
+            values: dict[str, Any] = {
+                "status": "completed",
+                "progress": 1.0,
+                "stage": "Completed",
+                # HyPhy may write NaN/Infinity, which strict JSON readers refuse
+                "result": json.dumps(finite(result.result), allow_nan=False, default=str),
+                "summary": json.dumps(summary, allow_nan=False),
+                "finished_ms": now_ms(),
+            }
+        else:
+            values = {
+                "status": "error",
+                "error_message": result.error or f"HyPhy {result.status}",
+                "finished_ms": now_ms(),
+            }
+        async with self._database.transaction() as db:
+            written = await repository.update_running_job(db, job_id, self.runner_id, values)
+        if not written:
+            log.info("job %s ended as %s but was cancelled meanwhile", job_id, result.status)
+        if written and values["status"] == "completed" and result.workdir is not None:
+            # the JSON is in the database now; failed jobs keep their directory for diagnosis
+            shutil.rmtree(result.workdir, ignore_errors=True)
+
+    async def _fail(self, job_id: str, message: str) -> None:
+        async with self._database.transaction() as db:
+            await repository.update_running_job(
+                db,
+                job_id,
+                self.runner_id,
+                {"status": "error", "error_message": message[:2000], "finished_ms": now_ms()},
+            )
+
+    async def _requeue(self, job_id: str) -> None:
+        # Interrupted by our own shutdown: not the job's fault, so the attempt is not counted.
+        async with self._database.transaction() as db:
+            await repository.update_running_job(
+                db,
+                job_id,
+                self.runner_id,
+                {
+                    "status": "queued",
+                    "runner_id": None,
+                    "progress": 0.0,
+                    "stage": None,
+                    "attempts": JobRow.attempts - 1,
+                },
+            )

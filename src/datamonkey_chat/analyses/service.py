@@ -1,0 +1,530 @@
+"""Datasets and HyPhy jobs for one user at a time: the REST routes and the assistant's tools
+both call this service, so both get the same validation, ownership rules and summaries.
+
+Errors are domain errors (mapped to HTTP by api/errors.py) that are also LookupError or
+ValueError, which the assistant's tools turn into a readable `{"error": ...}` result.
+Records are plain JSON-able dicts in the shapes the REST API returns.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from datamonkey_chat.analyses import inputs
+from datamonkey_chat.analyses.hyphy import JobExecutor, LocalHyPhyExecutor, find_hyphy_binary
+from datamonkey_chat.analyses.runner import JobRunner, PreparedJob
+from datamonkey_chat.analyses.summaries import SUMMARIZERS, summarize
+from datamonkey_chat.analyses.validation import (
+    Problem,
+    ValidationReport,
+    method_problems,
+    validate_alignment,
+    validate_tree,
+)
+from datamonkey_chat.catalog import MethodInfo, load_catalog
+from datamonkey_chat.domain.clock import now_ms
+from datamonkey_chat.domain.errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidInputError,
+    NotFoundError,
+    TooLargeError,
+    UnavailableError,
+    ValidationFailedError,
+)
+from datamonkey_chat.settings import Settings
+from datamonkey_chat.storage import repository
+from datamonkey_chat.storage.db import Database
+from datamonkey_chat.storage.models import DatasetRow, JobRow
+
+CANCELLED_MESSAGE = "Cancelled by the user"
+HYPHY_MISSING = (
+    "HyPhy is not installed on this server, so analyses cannot run. The admin installs it "
+    "with `apt-get install hyphy-pt` (Debian/Ubuntu) or `conda install -c bioconda hyphy`, "
+    "or points DATAMONKEY_CHAT_HYPHY_BINARY at the binary."
+)
+MAX_NAME_CHARS = 200
+MAX_PROBLEMS_IN_MESSAGE = 10
+ACTIVE = ("queued", "running")
+KIND_BY_TYPE = {
+    "alignment": "alignment",
+    "fasta": "alignment",
+    "nexus": "alignment",
+    "phylip": "alignment",
+    "tree": "tree",
+    "newick": "tree",
+}
+JOB_FILTERS = ("alignment_id", "tree_id", "method", "status")
+
+
+# ---------------------------------------------------------------- errors
+
+
+class AnalysisNotFoundError(NotFoundError, LookupError):
+    pass
+
+
+class NotOwnedError(ForbiddenError, LookupError):
+    pass
+
+
+class AnalysisInputError(InvalidInputError, ValueError):
+    pass
+
+
+class NotCancellableError(ConflictError, ValueError):
+    pass
+
+
+class HyPhyMissingError(UnavailableError, ValueError):
+    pass
+
+
+class UploadTooLargeError(TooLargeError, ValueError):
+    pass
+
+
+# ---------------------------------------------------------------- datasets
+
+
+@dataclass(frozen=True)
+class CheckedDataset:
+    """A file that passed validation, ready to store."""
+
+    name: str
+    description: str | None
+    kind: str
+    text: str
+    size: int
+    report: ValidationReport
+
+
+def problems_message(subject: str, problems: list[Problem]) -> str:
+    """One readable sentence per problem, for the 422 `details` and the assistant."""
+    errors = [p for p in problems if p.severity == "error"] or problems
+    shown = "; ".join(p.message for p in errors[:MAX_PROBLEMS_IN_MESSAGE])
+    more = len(errors) - MAX_PROBLEMS_IN_MESSAGE
+    count = f"{len(errors)} problem{'s' if len(errors) != 1 else ''}"
+    return f"{subject} has {count}: {shown}" + (f" (and {more} more)" if more > 0 else "")
+
+
+def _problem_dicts(problems: list[Problem]) -> list[dict[str, object]]:
+    return [p.model_dump() for p in problems]
+
+
+def dataset_json(row: DatasetRow, include_content: bool = False) -> dict[str, Any]:
+    report = ValidationReport.model_validate_json(row.report)
+    body: dict[str, Any] = {
+        "id": row.id,
+        "name": row.name,
+        "description": row.description,
+        "kind": row.kind,
+        "type": row.data_type if row.kind == "alignment" else "tree",
+        "format": row.format,
+        "sequences": row.sequences,
+        "sites": row.sites,
+        "codons": row.codons,
+        "has_tree": report.has_tree,
+        "codon_ready": report.codon_ready if row.kind == "alignment" else None,
+        "genetic_code": report.genetic_code if row.kind == "alignment" else None,
+        "size": row.size_bytes,
+        "created": row.created_ms,
+        "problems": _problem_dicts(report.problems),  # warnings only: errors were refused
+    }
+    if include_content:
+        body["content"] = row.content
+    return body
+
+
+def _decode(data: bytes, name: str) -> str:
+    if b"\x00" in data:
+        raise _refused(name, "not_text", "The file is binary, not a text alignment or tree")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _refused(
+            name, "not_text", f"The file is not UTF-8 text (byte {exc.start + 1} is invalid)"
+        ) from None
+
+
+def _refused(name: str, code: str, message: str) -> ValidationFailedError:
+    problem = Problem(code=code, message=message)
+    return ValidationFailedError(problems_message(name, [problem]), _problem_dicts([problem]))
+
+
+def _kind(declared: str | None, text: str) -> str:
+    if declared:
+        kind = KIND_BY_TYPE.get(declared.strip().lower())
+        if kind is None:
+            raise AnalysisInputError(
+                f"meta.type '{declared}' is not one of: {', '.join(KIND_BY_TYPE)}"
+            )
+        return kind
+    return "tree" if text.lstrip().startswith("(") else "alignment"
+
+
+# ---------------------------------------------------------------- jobs
+
+
+def job_json(row: JobRow, summary: str = "none") -> dict[str, Any]:
+    """`summary`: "none", "brief" (no plot series: for the assistant) or "full"."""
+    body: dict[str, Any] = {
+        "id": row.id,
+        "job_id": row.id,
+        "method": row.method,
+        "alignment_id": row.alignment_id,
+        "tree_id": row.tree_id,
+        "options": json.loads(row.options),
+        "status": row.status,
+        "progress": round(row.progress, 3),
+        "stage": row.stage,
+        "error_message": row.error_message,
+        "notes": json.loads(row.notes) if row.notes else [],
+        "created": row.created_ms,
+        "started": row.started_ms,
+        "finished": row.finished_ms,
+    }
+    if summary != "none" and row.status == "completed" and row.summary:
+        stored: dict[str, Any] = json.loads(row.summary)
+        if summary == "brief":
+            stored = {k: v for k, v in stored.items() if k not in ("sites", "branches")}
+        body["summary"] = stored
+    return body
+
+
+def compute_summary(prepared: PreparedJob, data: dict[str, Any]) -> dict[str, Any]:
+    """The stored summary: numbers from the JSON at the job's thresholds, plus plot series."""
+    summarizer = SUMMARIZERS.get(prepared.keyword)
+    accepted = inspect.signature(summarizer).parameters if summarizer else {}
+    thresholds = {k: v for k, v in prepared.thresholds.items() if k in accepted}
+    summary = summarize(prepared.keyword, data, include_series=True, **thresholds)
+    return inputs.for_plots(inputs.finite(summary))
+
+
+class AnalysesService:
+    def __init__(
+        self,
+        database: Database,
+        executor: JobExecutor | None,
+        settings: Settings,
+    ) -> None:
+        self._database = database
+        self._settings = settings
+        self._catalog = load_catalog()
+        self._runner: JobRunner | None = None
+        if executor is not None:
+            cores = os.cpu_count() or 1
+            self._runner = JobRunner(
+                database,
+                executor,
+                prepare=self._prepare_job,
+                summarize=compute_summary,
+                max_concurrent=settings.max_concurrent_jobs,
+                cpus_per_job=max(1, cores // max(1, settings.max_concurrent_jobs)),
+                time_limit_seconds=settings.job_time_limit_seconds,
+                poll_seconds=settings.job_poll_seconds,
+            )
+
+    @classmethod
+    def from_settings(cls, database: Database, settings: Settings) -> AnalysesService:
+        """With the local HyPhy executor when HyPhy is installed, else without a runner."""
+        binary = find_hyphy_binary(settings)
+        executor = None
+        if binary is not None:
+            executor = LocalHyPhyExecutor(
+                jobs_dir=settings.jobs_dir or settings.data_dir / "jobs",
+                binary=binary,
+                default_time_limit=settings.job_time_limit_seconds,
+            )
+        return cls(database, executor, settings)
+
+    async def start(self) -> None:
+        if self._runner is not None:
+            await self._runner.start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.stop()
+
+    async def health(self) -> str:
+        return "healthy" if self._runner is not None and self._runner.alive else "unhealthy"
+
+    # ------------------------------------------------------------ datasets
+
+    def check_dataset(
+        self, data: bytes, filename: str | None, meta: dict[str, Any] | None = None
+    ) -> CheckedDataset:
+        """Validate an upload before anything is stored; raises with every problem found."""
+        meta = meta or {}
+        limit = self._settings.max_upload_bytes
+        if len(data) > limit:
+            raise UploadTooLargeError(f"The file is over the upload limit of {limit} bytes")
+        name = str(meta.get("name") or filename or "dataset").strip()[:MAX_NAME_CHARS]
+        text = _decode(data, name)
+        declared = meta.get("type")
+        kind = _kind(str(declared) if declared is not None else None, text)
+        if kind == "tree":
+            report = validate_tree(text)
+        else:
+            report = validate_alignment(text, self._settings.genetic_code)
+        if not report.ok:
+            problems = report.problems
+            raise ValidationFailedError(problems_message(name, problems), _problem_dicts(problems))
+        description = meta.get("description")
+        return CheckedDataset(
+            name=name,
+            description=str(description) if description else None,
+            kind=kind,
+            text=text,
+            size=len(data),
+            report=report,
+        )
+
+    async def store_dataset(self, user_id: str, checked: CheckedDataset) -> dict[str, Any]:
+        report = checked.report
+        row = DatasetRow(
+            id=secrets.token_hex(12),
+            user_id=user_id,
+            name=checked.name,
+            description=checked.description,
+            kind=checked.kind,
+            format=report.format,
+            data_type=report.data_type,
+            sequences=report.sequences,
+            sites=report.sites,
+            codons=report.codons,
+            size_bytes=checked.size,
+            content=checked.text,
+            report=report.model_dump_json(),
+            created_ms=now_ms(),
+        )
+        async with self._database.transaction() as db:
+            await repository.add_dataset(db, row)
+        return dataset_json(row)
+
+    async def upload_dataset(
+        self, user_id: str, data: bytes, filename: str | None, meta: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        return await self.store_dataset(user_id, self.check_dataset(data, filename, meta))
+
+    async def save_alignment_text(
+        self, user_id: str, text: str, name: str | None
+    ) -> dict[str, Any]:
+        """An alignment pasted into the chat, stored like an upload."""
+        meta = {"name": name or "pasted alignment", "type": "alignment"}
+        return await self.upload_dataset(user_id, text.encode("utf-8"), None, meta)
+
+    async def list_datasets(self, user_id: str) -> list[dict[str, Any]]:
+        async with self._database.session() as db:
+            rows = await repository.list_datasets(db, user_id)
+        return [dataset_json(row) for row in rows]
+
+    async def get_dataset(
+        self, user_id: str, dataset_id: str, include_content: bool = False
+    ) -> dict[str, Any]:
+        async with self._database.session() as db:
+            row = await self._owned_dataset(db, user_id, dataset_id)
+        return dataset_json(row, include_content)
+
+    async def delete_dataset(self, user_id: str, dataset_id: str) -> None:
+        """Jobs that used the dataset keep their results; queued ones fail with a reason."""
+        async with self._database.transaction() as db:
+            await self._owned_dataset(db, user_id, dataset_id)
+            await repository.delete_dataset(db, dataset_id)
+
+    @staticmethod
+    async def _owned_dataset(db: Any, user_id: str, dataset_id: str) -> DatasetRow:
+        row = await repository.get_dataset(db, dataset_id)
+        if row is None:
+            raise AnalysisNotFoundError(f"Dataset {dataset_id} not found")
+        if not secrets.compare_digest(row.user_id, user_id):
+            raise NotOwnedError("User does not own this dataset")
+        return row
+
+    # ------------------------------------------------------------ jobs
+
+    def method(self, name: str) -> MethodInfo:
+        info = self._catalog.find(name)
+        if info is None:
+            known = ", ".join(self._catalog.ids())
+            raise AnalysisNotFoundError(f"No method named '{name}'. Known methods: {known}")
+        return info
+
+    def methods(self) -> list[dict[str, Any]]:
+        """The catalog with each method's parameters, for GET /methods."""
+        return [
+            {
+                **info.brief(),
+                "full_name": info.full_name,
+                "hyphy_keyword": info.hyphy_keyword,
+                "run_time": info.run_time,
+                "note": info.note,
+                "options": [option.model_dump() for option in info.options],
+            }
+            for info in self._catalog.methods
+        ]
+
+    async def start_job(
+        self,
+        user_id: str,
+        method: str,
+        alignment_id: str,
+        tree_id: str | None,
+        options: dict[str, Any],
+    ) -> dict[str, Any]:
+        info = self.method(method)
+        if not info.runnable or not info.hyphy_keyword:
+            raise AnalysisInputError(f"{info.name} cannot be run on this server. {info.note or ''}")
+        try:
+            checked = inputs.check_options(info, options)
+        except inputs.OptionError as exc:
+            raise AnalysisInputError(str(exc)) from None
+        async with self._database.session() as db:
+            alignment = await self._owned_dataset(db, user_id, alignment_id)
+            tree = await self._owned_dataset(db, user_id, tree_id) if tree_id else None
+        report, tree_report = self._reports(alignment, tree, checked)
+        problems = method_problems(
+            info.hyphy_keyword,
+            report,
+            tree=tree_report,
+            required_labels=inputs.required_labels(checked),
+        )
+        if problems:
+            subject = f"{info.name} cannot run on dataset {alignment.name}, which"
+            message = problems_message(subject, problems)
+            raise ValidationFailedError(message, _problem_dicts(problems))
+        if self._runner is None:  # checked last: the data's problems are worth knowing anyway
+            raise HyPhyMissingError(HYPHY_MISSING)
+        notes = inputs.conversion_notes(report, tree_report)
+        row = JobRow(
+            id=secrets.token_hex(12),
+            user_id=user_id,
+            method=info.id,
+            alignment_id=alignment.id,
+            tree_id=tree.id if tree else None,
+            options=json.dumps(checked),
+            status="queued",
+            progress=0.0,
+            attempts=0,
+            notes=json.dumps(notes) if notes else None,
+            created_ms=now_ms(),
+        )
+        async with self._database.transaction() as db:
+            await repository.add_job(db, row)
+        self._runner.wake()
+        return job_json(row)
+
+    def _reports(
+        self, alignment: DatasetRow, tree: DatasetRow | None, options: dict[str, Any]
+    ) -> tuple[ValidationReport, ValidationReport | None]:
+        if alignment.kind != "alignment":
+            raise AnalysisInputError(f"Dataset {alignment.id} is a tree, not an alignment")
+        if tree is not None and tree.kind != "tree":
+            raise AnalysisInputError(f"Dataset {tree.id} is an alignment, not a tree")
+        report = ValidationReport.model_validate_json(alignment.report)
+        code = options.get("code")
+        if code and code != report.genetic_code:  # stop codons depend on the code
+            try:
+                report = validate_alignment(alignment.content, code)
+            except ValueError as exc:
+                raise AnalysisInputError(str(exc)) from None
+        tree_report = ValidationReport.model_validate_json(tree.report) if tree else None
+        return report, tree_report
+
+    async def _prepare_job(self, job_id: str) -> PreparedJob:
+        """The runner's view of a claimed job: input files and HyPhy arguments."""
+        async with self._database.session() as db:
+            job = await repository.get_job(db, job_id)
+            if job is None:
+                raise ValueError("The job was deleted")
+            alignment = await repository.get_dataset(db, job.alignment_id)
+            tree = await repository.get_dataset(db, job.tree_id) if job.tree_id else None
+        if alignment is None or (job.tree_id and tree is None):
+            raise ValueError("A dataset of this job was deleted before the job ran")
+        info = self.method(job.method)
+        options = json.loads(job.options)
+        report, tree_report = self._reports(alignment, tree, options)
+        planned = inputs.plan_inputs(alignment.content, report, tree_report)
+        return PreparedJob(
+            keyword=info.hyphy_keyword or job.method,
+            alignment_name=planned.alignment_name,
+            alignment_text=planned.alignment_text,
+            tree_text=planned.tree_text,
+            arguments=inputs.hyphy_arguments(info, options, report),
+            thresholds=inputs.summary_thresholds(options),
+        )
+
+    async def get_job(self, user_id: str, job_id: str | None) -> dict[str, Any]:
+        """A job (the user's latest when `job_id` is None) with its brief summary."""
+        return job_json(await self._job(user_id, job_id), summary="brief")
+
+    async def job_detail(self, user_id: str, job_id: str) -> dict[str, Any]:
+        """GET /jobs/{id}: the job, and when completed its summary with plot series."""
+        return job_json(await self._job(user_id, job_id), summary="full")
+
+    async def job_result(self, user_id: str, method: str, job_id: str) -> dict[str, Any]:
+        """GET /methods/{method}-result: status, and when completed the HyPhy JSON."""
+        info = self.method(method)
+        row = await self._job(user_id, job_id)
+        if row.method != info.id:
+            raise AnalysisNotFoundError(f"Job {job_id} is a {row.method} job, not {info.id}")
+        body = job_json(row, summary="full")
+        if row.status == "completed" and row.result:
+            body["result"] = json.loads(row.result)
+        return body
+
+    async def job_summary(self, user_id: str, job_id: str | None) -> dict[str, Any]:
+        """What the assistant explains: the brief summary, or why there is none."""
+        row = await self._job(user_id, job_id)
+        if row.status == "error":
+            raise AnalysisInputError(
+                f"Job {row.id} ({row.method.upper()}) failed: {row.error_message}"
+            )
+        body = {k: v for k, v in job_json(row).items() if k not in ("options", "notes")}
+        if row.status == "completed" and row.summary:
+            body.update(job_json(row, summary="brief")["summary"])
+            body["method"] = row.method  # the summary's display name would replace the id
+        return body
+
+    async def list_jobs(
+        self, user_id: str, filters: dict[str, str | None] | None = None
+    ) -> list[dict[str, Any]]:
+        unknown = set(filters or {}) - set(JOB_FILTERS)
+        if unknown:
+            raise AnalysisInputError(f"Unknown job filter(s): {', '.join(sorted(unknown))}")
+        if filters and filters.get("method"):
+            filters = {**filters, "method": self.method(str(filters["method"])).id}
+        async with self._database.session() as db:
+            rows = await repository.list_jobs(db, user_id, filters)
+        return [job_json(row) for row in rows]
+
+    async def cancel_job(self, user_id: str, job_id: str) -> dict[str, Any]:
+        row = await self._job(user_id, job_id)
+        async with self._database.transaction() as db:
+            cancelled = await repository.cancel_job(db, row.id, CANCELLED_MESSAGE, now_ms())
+        if not cancelled:
+            latest = await self._job(user_id, job_id)
+            raise NotCancellableError(
+                f"Job {job_id} is {latest.status}, not queued or running; nothing to cancel"
+            )
+        if self._runner is not None:
+            await self._runner.kill(row.id)
+        return job_json(await self._job(user_id, job_id))
+
+    async def _job(self, user_id: str, job_id: str | None) -> JobRow:
+        async with self._database.session() as db:
+            if job_id is None:
+                job_id = await repository.latest_job_id(db, user_id)
+                if job_id is None:
+                    raise AnalysisNotFoundError("You have no analysis jobs yet")
+            row = await repository.get_job(db, job_id)
+        if row is None:
+            raise AnalysisNotFoundError(f"Job {job_id} not found")
+        if not secrets.compare_digest(row.user_id, user_id):
+            raise NotOwnedError("User does not own this job")
+        return row

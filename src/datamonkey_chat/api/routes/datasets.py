@@ -1,0 +1,126 @@
+"""Datasets, shaped like the Datamonkey API's File Upload endpoints. Handlers stay thin:
+validation, ownership and storage live in analyses.service."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from fastapi.responses import JSONResponse
+
+from datamonkey_chat.api.deps import (
+    Analyses,
+    CurrentUser,
+    Sessions,
+    UserTokenHeader,
+    presented_token,
+    user_or_none,
+)
+from datamonkey_chat.api.routes.chat import SESSION_HEADER, UNAUTHORIZED
+from datamonkey_chat.api.schemas import ForbiddenError, NotFoundError
+from datamonkey_chat.domain.errors import InvalidInputError
+
+router = APIRouter(prefix="/datasets", tags=["Datasets"])
+
+OWNED = {
+    **UNAUTHORIZED,
+    403: {"model": ForbiddenError, "description": "Forbidden - User does not own this dataset"},
+    404: {"model": NotFoundError, "description": "Dataset not found"},
+}
+REJECTED = (
+    "The file is validated before it is stored. If it has problems the answer is 422 with "
+    "`problems`: a list of `{code, message, severity, sequence, position, codon}`, one per "
+    "problem, naming the sequence and the 1-based site; 413 when it is over the size limit."
+)
+
+
+def _meta(meta: str | None) -> dict[str, Any]:
+    if not meta:
+        return {}
+    try:
+        parsed = json.loads(meta)
+    except ValueError:
+        raise InvalidInputError("meta must be a JSON object string") from None
+    if not isinstance(parsed, dict):
+        raise InvalidInputError("meta must be a JSON object string")
+    return parsed
+
+
+@router.post(
+    "",
+    operation_id="uploadDataset",
+    summary="Upload an alignment or tree",
+    description="Multipart upload: `file` (FASTA, NEXUS, PHYLIP alignment or Newick tree) and "
+    "optional `meta`, a JSON object string with `name`, `description` and `type` "
+    "(alignment, tree, or a format name). Like creating a conversation, a missing or invalid "
+    "token starts a new session, whose token comes back in the X-Session-Token header. " + REJECTED,
+    status_code=201,
+    responses={
+        201: {
+            "description": "The dataset as stored",
+            "headers": {SESSION_HEADER: {"schema": {"type": "string"}}},
+        },
+        413: {"description": "The file is over the upload size limit"},
+    },
+)
+async def upload_dataset(
+    request: Request,
+    analyses: Analyses,
+    sessions: Sessions,
+    file: UploadFile = File(description="The alignment or tree file"),
+    meta: str | None = Form(default=None, description="JSON: name, description, type"),
+    user_token: UserTokenHeader = None,
+) -> Response:
+    data = await file.read(request.app.state.settings.max_upload_bytes + 1)
+    checked = analyses.check_dataset(data, file.filename, _meta(meta))  # before any session
+    headers: dict[str, str] = {}
+    user_id = await user_or_none(sessions, presented_token(request, user_token))
+    if user_id is None:
+        session = await sessions.create()
+        user_id = session.user_id
+        headers = {SESSION_HEADER: session.token, "Access-Control-Expose-Headers": SESSION_HEADER}
+    dataset = await analyses.store_dataset(user_id, checked)
+    return JSONResponse(dataset, status_code=201, headers=headers)
+
+
+@router.get(
+    "",
+    operation_id="listDatasets",
+    summary="List the user's datasets, newest first",
+    responses={200: {"description": '`{"datasets": [...]}`'}, **UNAUTHORIZED},
+)
+async def list_datasets(user_id: CurrentUser, analyses: Analyses) -> Response:
+    return JSONResponse({"datasets": await analyses.list_datasets(user_id)})
+
+
+@router.get(
+    "/{datasetId}",
+    operation_id="getDataset",
+    summary="Get a dataset",
+    responses={200: {"description": "The dataset"}, **OWNED},
+)
+async def get_dataset(
+    datasetId: str,  # noqa: N803
+    user_id: CurrentUser,
+    analyses: Analyses,
+    include_content: bool = Query(default=False, description="Include the file's text"),
+) -> Response:
+    return JSONResponse(await analyses.get_dataset(user_id, datasetId, include_content))
+
+
+@router.delete(
+    "/{datasetId}",
+    operation_id="deleteDataset",
+    summary="Delete a dataset",
+    status_code=204,
+    response_class=Response,
+    responses={204: {"description": "Dataset deleted"}, **OWNED},
+)
+async def delete_dataset(
+    datasetId: str,  # noqa: N803
+    user_id: CurrentUser,
+    analyses: Analyses,
+) -> Response:
+    await analyses.delete_dataset(user_id, datasetId)
+    return Response(status_code=204)

@@ -1,0 +1,47 @@
+"""Group commit: inserts that arrive while a transaction is in flight share the next one.
+
+Each caller still returns only after its row is committed, so nothing is acknowledged
+that could be lost; under load, one transaction carries many rows instead of one each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from datamonkey_chat.storage.db import Database
+from datamonkey_chat.storage.models import Base
+
+MAX_ROWS_PER_TRANSACTION = 256
+
+
+class GroupInserter:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._waiting: list[tuple[Base, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def insert(self, row: Base) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((row, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        # shield: a caller that goes away must not cancel the batch other callers wait on
+        await asyncio.shield(done)
+
+    async def _flush(self) -> None:
+        while self._waiting:
+            batch = self._waiting[:MAX_ROWS_PER_TRANSACTION]
+            del self._waiting[:MAX_ROWS_PER_TRANSACTION]
+            try:
+                async with self._database.transaction() as db:
+                    db.add_all([row for row, _ in batch])
+            except BaseException as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+            else:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)

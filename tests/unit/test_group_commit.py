@@ -1,0 +1,46 @@
+import asyncio
+
+import pytest
+from sqlalchemy import event, func, select
+
+from datamonkey_chat.storage.db import Database
+from datamonkey_chat.storage.group_commit import GroupInserter
+from datamonkey_chat.storage.models import ConversationRow
+
+
+def conversation(number: int) -> ConversationRow:
+    return ConversationRow(
+        id=f"c{number}", user_id="u", title=None, created_ms=number, updated_ms=number
+    )
+
+
+@pytest.fixture
+async def database(tmp_path):
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}")
+    await db.migrate()
+    yield db
+    await db.dispose()
+
+
+async def test_concurrent_inserts_share_transactions_and_all_commit(database):
+    commits = []
+    event.listen(database.engine.sync_engine, "commit", lambda _conn: commits.append(1))
+    inserter = GroupInserter(database)
+    await asyncio.gather(*(inserter.insert(conversation(n)) for n in range(50)))
+    async with database.session() as db:
+        assert await db.scalar(select(func.count()).select_from(ConversationRow)) == 50
+    assert 1 <= len(commits) < 50
+
+
+async def test_a_failed_batch_fails_every_caller_in_it(database):
+    inserter = GroupInserter(database)
+    await inserter.insert(conversation(1))
+    results = await asyncio.gather(
+        inserter.insert(conversation(1)),  # duplicate primary key: the batch fails
+        inserter.insert(conversation(2)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, Exception) for r in results)
+    async with database.session() as db:
+        assert await db.scalar(select(func.count()).select_from(ConversationRow)) == 1
+    await inserter.insert(conversation(3))  # the inserter keeps working afterwards

@@ -1,0 +1,35 @@
+from datamonkey_chat.domain.read_cache import ReadCache
+
+
+def test_snapshot_read_before_a_write_is_not_kept():
+    cache: ReadCache[str] = ReadCache(capacity=10)
+    epoch = cache.epoch  # a reader starts loading "c1"
+    cache.forget("alice", "c1")  # a write to c1 commits meanwhile
+    cache.keep_conversation("c1", "alice", "stale", epoch)
+    cache.keep_user_list("alice", ["stale"], epoch)
+    assert cache.conversation("c1") is None
+    assert cache.user_list("alice") is None
+
+
+def test_kept_snapshots_are_served_until_forgotten():
+    cache: ReadCache[str] = ReadCache(capacity=10)
+    cache.keep_conversation("c1", "alice", "v1", cache.epoch)
+    cache.keep_user_list("alice", ["v1"], cache.epoch)
+    assert cache.conversation("c1") == ("alice", "v1")
+    assert cache.user_list("alice") == ["v1"]
+    cache.forget("alice")  # e.g. a new conversation: the list changes, c1 does not
+    assert cache.user_list("alice") is None
+    assert cache.conversation("c1") == ("alice", "v1")
+
+
+def test_capacity_evicts_least_recently_used_and_zero_disables():
+    cache: ReadCache[str] = ReadCache(capacity=2)
+    for key in ["a", "b"]:
+        cache.keep_conversation(key, "u", key, cache.epoch)
+    cache.conversation("a")  # touch a, so b is the oldest
+    cache.keep_conversation("c", "u", "c", cache.epoch)
+    assert cache.conversation("b") is None
+    assert cache.conversation("a") is not None and cache.conversation("c") is not None
+    off: ReadCache[str] = ReadCache(capacity=0)
+    off.keep_conversation("a", "u", "a", off.epoch)
+    assert off.conversation("a") is None
