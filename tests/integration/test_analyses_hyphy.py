@@ -221,40 +221,45 @@ async def say(client: httpx.AsyncClient, headers: dict[str, str], chat: str, tex
     return response.json()["message"]
 
 
-async def test_fubar_through_the_offline_assistant(client: httpx.AsyncClient) -> None:
+async def test_fel_fubar_absrel_through_the_offline_assistant(client: httpx.AsyncClient) -> None:
     headers, alignment = await session_with_integrase(client)
     chat = (await client.post("/chat", headers=headers, json={})).json()["id"]
 
-    started = await say(client, headers, chat, "run FUBAR on my alignment")
-    [result] = [
-        e
-        for e in started["tool_events"]
-        if e["type"] == "tool_result" and e["tool_name"] == "start_analysis"
-    ]
-    job_id = result["payload"]["job_id"]
-    assert result["payload"]["alignment_id"] == alignment
-    assert f"Started FUBAR (job {job_id}" in started["content"]
+    job_ids: dict[str, str] = {}
+    for method in ["FUBAR", "aBSREL", "FEL"]:
+        started = await say(client, headers, chat, f"run {method} on my alignment")
+        [result] = [
+            e
+            for e in started["tool_events"]
+            if e["type"] == "tool_result" and e["tool_name"] == "start_analysis"
+        ]
+        job_ids[method] = result["payload"]["job_id"]
+        assert result["payload"]["alignment_id"] == alignment
+        assert f"Started {method} (job {job_ids[method]}" in started["content"]
 
-    job = await wait_for(client, headers, job_id)
-    assert job["status"] == "completed", job
+    jobs = {m: await wait_for(client, headers, job_id) for m, job_id in job_ids.items()}
+    assert all(job["status"] == "completed" for job in jobs.values()), jobs
     status = await say(client, headers, chat, "is my job done?")
-    assert f"job {job_id}, FUBAR, completed" in status["content"]
+    assert "completed" in status["content"]
 
+    for method, job in jobs.items():
+        answer = await say(client, headers, chat, f"what did {method} find?")
+        # the answer is the server's summary of HyPhy's JSON, not a guess
+        assert job["summary"]["summary_text"] in answer["content"], (method, answer)
+        [results_event] = [
+            e
+            for e in answer["tool_events"]
+            if e["type"] == "tool_result" and e["tool_name"] == "job_results"
+        ]
+        assert results_event["payload"]["job_id"] == job_ids[method]
+        assert "sites" not in results_event["payload"]  # the model gets the small summary
+        assert "branches" not in results_event["payload"]
+
+    fubar = jobs["FUBAR"]["summary"]
     answer = await say(client, headers, chat, "what did FUBAR find?")
-    summary = job["summary"]
-    assert summary["summary_text"] in answer["content"]
-    positive, negative, tested = summary["positive_count"], summary["negative_count"], 288
-    assert f"FUBAR found {positive} site" in answer["content"]
-    assert (
-        f"and {negative} site" in answer["content"]
-        and f"among {tested} codons" in answer["content"]
-    )
-    [results_event] = [
-        e
-        for e in answer["tool_events"]
-        if e["type"] == "tool_result" and e["tool_name"] == "job_results"
-    ]
-    assert "sites" not in results_event["payload"]  # the model gets the small summary only
+    assert f"FUBAR found {fubar['positive_count']} site" in answer["content"]
+    assert f"and {fubar['negative_count']} site" in answer["content"]
+    assert "among 288 codons" in answer["content"]
 
     # the same job, but protein data: a precise refusal, and nothing queued
     await upload(client, PROTEIN, headers["user_token"])
@@ -263,7 +268,7 @@ async def test_fubar_through_the_offline_assistant(client: httpx.AsyncClient) ->
         "FEL needs a nucleotide alignment of codons, but this is a protein alignment"
         in (refused["content"])
     )
-    assert len((await client.get("/jobs", headers=headers)).json()["jobs"]) == 1
+    assert len((await client.get("/jobs", headers=headers)).json()["jobs"]) == 3
 
 
 async def test_pasted_alignment_is_stored(client: httpx.AsyncClient) -> None:

@@ -32,10 +32,6 @@ async def touch_session(db: AsyncSession, user_id: str, now_ms: int) -> None:
     )
 
 
-async def add_conversation(db: AsyncSession, row: ConversationRow) -> None:
-    db.add(row)
-
-
 async def get_conversation(db: AsyncSession, conversation_id: str) -> ConversationRow | None:
     return await db.get(ConversationRow, conversation_id)
 
