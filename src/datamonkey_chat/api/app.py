@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -50,6 +51,10 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
             read_cache_size=settings.resolved_read_cache_size,
         )
         await analyses.start()  # the job runner: recovers stale jobs, then runs queued ones
+        # The model SDKs leave ~200k long-lived objects; a full collection walking them all
+        # stalls every request for ~100 ms. Freeze them out of the collector's reach.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
