@@ -539,14 +539,12 @@ def test_upload_by_picker_and_by_drop(page: Any, tmp_path: Path) -> None:
     send(page, "hello")  # a session first, so the page lists the user's datasets
     wait_reply_done(page)
 
-    # Against the live server: a dataset card, or (before the datasets API exists) a clear note.
+    # Against the live server: the file is validated and stored as a dataset.
     page.set_input_files("#file-input", str(fasta))
-    page.wait_for_selector(".note.dataset, .note.upload-failed")
-    note = page.locator(".note").last
-    if "dataset" in (note.get_attribute("class") or ""):
-        assert "tiny.fasta" in note.inner_text()
-    else:
-        assert "tiny.fasta" in note.inner_text() or "not available" in note.inner_text()
+    note = page.locator(".note.dataset").last
+    note.wait_for()
+    assert "tiny.fasta" in note.inner_text()
+    assert "3 sequences" in note.inner_text() and "5 codons" in note.inner_text()
 
     # SCRIPTED RESPONSE: the datasets API accepts the file (the provisional shape).
     page.route(
@@ -666,5 +664,60 @@ def test_screenshot_for_readme(browser: Any, live_server: str) -> None:  # noqa:
         out = REPO / "docs" / "screenshot.png"
         out.parent.mkdir(exist_ok=True)
         page.screenshot(path=str(out))
+    finally:
+        context.close()
+
+
+TOKEN_STORAGE_KEY = "datamonkey-chat.token"
+HYPHY_EXAMPLE = Path("/usr/share/hyphy/data/integrase_BDA.nex")
+
+
+@pytest.mark.hyphy
+def test_a_real_analysis_from_upload_to_plot(browser: Any, live_server: str) -> None:  # noqa: F811
+    """No scripted responses: real upload, real FUBAR run by HyPhy, the real job card."""
+    if not HYPHY_EXAMPLE.exists():
+        if os.environ.get("CI"):
+            pytest.fail("HyPhy's example data is missing: .ci/run installs hyphy-pt")
+        pytest.skip("HyPhy is not installed (apt-get install hyphy-pt)")
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 820}, base_url=live_server, device_scale_factor=1
+    )
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        page.add_init_script(WATCH_SCRIPT)
+        open_page(page)
+        send(page, "which method finds pervasive selection at individual sites quickly?")
+        wait_reply_done(page)
+        page.set_input_files("#file-input", str(HYPHY_EXAMPLE))
+        dataset = page.locator(".note.dataset").last
+        dataset.wait_for()
+        assert "11 sequences" in dataset.inner_text() and "288 codons" in dataset.inner_text()
+
+        send(page, "run FUBAR on my alignment")
+        wait_reply_done(page)
+        card = page.locator("[data-testid=job-card]").last
+        card.wait_for()
+        job_id = card.get_attribute("data-job-id")
+        assert job_id and "FUBAR" in last_reply(page).inner_text()
+        done = page.locator(f"[data-job-id='{job_id}'][data-status=completed]")
+        done.wait_for(timeout=120_000)  # HyPhy takes ~5 s here; allow for a loaded machine
+        done.locator(".job-plot svg").first.wait_for()
+
+        # The card says what the server computed from HyPhy's JSON.
+        token = page.evaluate(f"localStorage.getItem({json.dumps(TOKEN_STORAGE_KEY)})")
+        request = urllib.request.Request(
+            f"{live_server}{API_PREFIX}/jobs/{job_id}", headers={"user_token": token}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            job = json.load(response)
+        assert job["status"] == "completed"
+        summary_start = job["summary"]["summary_text"].split("(")[0].strip()
+        assert summary_start in done.inner_text()
+        assert page.evaluate("window.__cspViolations") == []
+        if os.environ.get("DATAMONKEY_CHAT_SCREENSHOT"):
+            done.evaluate("card => card.scrollIntoView({block: 'end'})")
+            page.mouse.move(900, 780)
+            page.screenshot(path=str(REPO / "docs" / "screenshot.png"))
     finally:
         context.close()

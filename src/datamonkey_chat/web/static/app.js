@@ -754,7 +754,7 @@
     const bayesian = method === "fubar" || summary.sites.some((s) => s.posterior !== undefined && s.p === undefined);
     const threshold = num(summary.threshold) ?? (bayesian ? 0.9 : 0.1);
     const labels = bayesian
-      ? { positive: `Positive (posterior ≥ ${threshold})`, negative: "Negative", neutral: "Not significant" }
+      ? { positive: `Positive (posterior ≥ ${threshold})`, negative: `Negative (posterior ≥ ${threshold})`, neutral: "Not significant" }
       : { positive: `Positive (p ≤ ${threshold})`, negative: `Negative (p ≤ ${threshold})`, neutral: "Not significant" };
     const values = [];
     for (const s of summary.sites) {
@@ -775,8 +775,8 @@
     if (!values.length) return null;
     const haveRates = values.every((v) => v.diff !== null);
     const scoreTitle = bayesian ? "Posterior P(β > α)" : "p-value";
-    const domain = bayesian ? [labels.positive, labels.neutral] : [labels.positive, labels.negative, labels.neutral];
-    const range = bayesian ? [COLORS.positive, COLORS.neutral] : [COLORS.positive, COLORS.negative, COLORS.neutral];
+    const domain = [labels.positive, labels.negative, labels.neutral];
+    const range = [COLORS.positive, COLORS.negative, COLORS.neutral];
     return {
       $schema: "https://vega.github.io/schema/vega-lite/v6.json",
       description: `${method.toUpperCase()} per-site results`,
