@@ -8,10 +8,14 @@ from datamonkey_chat.storage.group_commit import GroupInserter
 from datamonkey_chat.storage.models import ConversationRow
 
 
-def conversation(number: int) -> ConversationRow:
-    return ConversationRow(
-        id=f"c{number}", user_id="u", title=None, created_ms=number, updated_ms=number
-    )
+def conversation(number: int) -> dict[str, object]:
+    return {
+        "id": f"c{number}",
+        "user_id": "u",
+        "title": None,
+        "created_ms": number,
+        "updated_ms": number,
+    }
 
 
 @pytest.fixture
@@ -25,7 +29,7 @@ async def database(tmp_path):
 async def test_concurrent_inserts_share_transactions_and_all_commit(database):
     commits = []
     event.listen(database.engine.sync_engine, "commit", lambda _conn: commits.append(1))
-    inserter = GroupInserter(database)
+    inserter = GroupInserter(database, ConversationRow)
     await asyncio.gather(*(inserter.insert(conversation(n)) for n in range(50)))
     async with database.session() as db:
         assert await db.scalar(select(func.count()).select_from(ConversationRow)) == 50
@@ -33,7 +37,7 @@ async def test_concurrent_inserts_share_transactions_and_all_commit(database):
 
 
 async def test_a_failed_batch_fails_every_caller_in_it(database):
-    inserter = GroupInserter(database)
+    inserter = GroupInserter(database, ConversationRow)
     await inserter.insert(conversation(1))
     results = await asyncio.gather(
         inserter.insert(conversation(1)),  # duplicate primary key: the batch fails

@@ -106,22 +106,30 @@ class ConversationService:
         self._assistant = assistant
         self._analyses = analyses
         self._cache: ReadCache[Conversation] = ReadCache(read_cache_size)
-        self._new_conversations = GroupInserter(database)
+        self._new_conversations = GroupInserter(database, ConversationRow)
         self._send_locks = KeyedLocks()
         self._background: set[asyncio.Task[None]] = set()
 
     async def create(self, user_id: str, title: str | None) -> Conversation:
         now = now_ms()
-        row = ConversationRow(
+        conversation = Conversation(
             id=secrets.token_urlsafe(18),
-            user_id=user_id,
             title=clean_title(title) if title and title.strip() else None,
-            created_ms=now,
-            updated_ms=now,
+            created=now,
+            updated=now,
+            messages=[],
         )
-        await self._new_conversations.insert(row)
+        await self._new_conversations.insert(
+            {
+                "id": conversation.id,
+                "user_id": user_id,
+                "title": conversation.title,
+                "created_ms": now,
+                "updated_ms": now,
+            }
+        )
         self._cache.forget(user_id)
-        return _conversation(row, [])
+        return conversation
 
     async def list_for_user(self, user_id: str) -> list[Conversation]:
         cached = self._cache.user_list(user_id)

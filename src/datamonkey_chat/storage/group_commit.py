@@ -1,12 +1,16 @@
 """Group commit: inserts that arrive while a transaction is in flight share the next one.
 
 Each caller still returns only after its row is committed, so nothing is acknowledged
-that could be lost; under load, one transaction carries many rows instead of one each.
+that could be lost; under load, one transaction and one multi-row INSERT carry many rows
+instead of one each.
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
+
+from sqlalchemy import insert
 
 from datamonkey_chat.storage.db import Database
 from datamonkey_chat.storage.models import Base
@@ -15,12 +19,13 @@ MAX_ROWS_PER_TRANSACTION = 256
 
 
 class GroupInserter:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, model: type[Base]) -> None:
         self._database = database
-        self._waiting: list[tuple[Base, asyncio.Future[None]]] = []
+        self._insert = insert(model)
+        self._waiting: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
-    async def insert(self, row: Base) -> None:
+    async def insert(self, row: dict[str, Any]) -> None:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append((row, done))
         if self._flusher is None or self._flusher.done():
@@ -34,7 +39,7 @@ class GroupInserter:
             del self._waiting[:MAX_ROWS_PER_TRANSACTION]
             try:
                 async with self._database.transaction() as db:
-                    db.add_all([row for row, _ in batch])
+                    await db.execute(self._insert, [row for row, _ in batch])
             except BaseException as exc:
                 for _, done in batch:
                     if not done.done():
