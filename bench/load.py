@@ -3,8 +3,8 @@
 
 Starts `datamonkey-chat serve` (SQLite in a throw-away data directory, or the database given
 with --database-url) and, from this same script, a bare FastAPI app that answers the same four
-routes with constant JSON (no database, no auth) under uvicorn: one worker, httptools
-(`--baseline-http h11` to match `serve`, which picks h11), no access log. Then runs
+routes with constant JSON (no database, no auth) under uvicorn: one worker, h11 like `serve`
+(`--baseline-http httptools` for the faster parser), no access log. Then runs
 `wrk --latency` against both for create, list, get and get-messages at 1, 16 and 64
 connections and prints a markdown table with the ratio to the baseline and whether the
 targets hold:
@@ -362,7 +362,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--baseline-http",
         choices=["httptools", "h11"],
-        default="httptools",
+        default="h11",  # what `serve` uses (h11 keeps X-Session-Token's case on the wire)
         help="the baseline's HTTP protocol (ours is whatever `datamonkey-chat serve` picks)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
