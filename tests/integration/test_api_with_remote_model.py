@@ -67,7 +67,7 @@ async def test_streamed_reply_is_stored_like_a_plain_one(api):
     events = [line[7:] for line in response.text.splitlines() if line.startswith("event: ")]
     assert events[0] == "tool_call" and "tool_result" in events and events[-1] == "done"
     assert "delta" in events
-    done = json.loads(response.text.strip().splitlines()[-1][len("data: "):])
+    done = json.loads(response.text.strip().splitlines()[-1][len("data: ") :])
     messages = (await client.get(f"/chat/{conversation_id}/messages", headers=headers)).json()
     assert messages["messages"][-1]["content"] == done["message"]["content"]
     assert [m["role"] for m in messages["messages"]] == ["user", "assistant"]

@@ -292,7 +292,8 @@ class JobRunner:
             return
         if result.status == "completed" and result.result is not None:
             try:
-                summary = self._summarize(prepared, result.result)
+                # CPU-bound on large results: off the event loop
+                summary = await asyncio.to_thread(self._summarize, prepared, result.result)
             except Exception:  # the run is still good: keep it, say the summary failed
                 log.exception("summary of job %s failed", job_id)
                 summary = {"summary_text": "No summary could be computed; see the full JSON."}

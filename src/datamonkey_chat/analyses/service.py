@@ -8,6 +8,7 @@ Records are plain JSON-able dicts in the shapes the REST API returns.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import os
@@ -256,10 +257,19 @@ class AnalysesService:
 
     # ------------------------------------------------------------ datasets
 
-    def check_dataset(
+    async def check_dataset(
         self, data: bytes, filename: str | None, meta: dict[str, Any] | None = None
     ) -> CheckedDataset:
-        """Validate an upload before anything is stored; raises with every problem found."""
+        """Validate an upload before anything is stored; raises with every problem found.
+
+        Parsing a large alignment takes seconds of CPU: done in a worker thread so the
+        server keeps answering everyone else meanwhile.
+        """
+        return await asyncio.to_thread(self._check_dataset, data, filename, meta)
+
+    def _check_dataset(
+        self, data: bytes, filename: str | None, meta: dict[str, Any] | None
+    ) -> CheckedDataset:
         meta = meta or {}
         limit = self._settings.max_upload_bytes
         if len(data) > limit:
@@ -310,7 +320,7 @@ class AnalysesService:
     async def upload_dataset(
         self, user_id: str, data: bytes, filename: str | None, meta: dict[str, Any] | None = None
     ) -> dict[str, Any]:
-        return await self.store_dataset(user_id, self.check_dataset(data, filename, meta))
+        return await self.store_dataset(user_id, await self.check_dataset(data, filename, meta))
 
     async def save_alignment_text(
         self, user_id: str, text: str, name: str | None

@@ -85,5 +85,3 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     install_openapi(app, API_PREFIX)
     app.add_middleware(WireMiddleware)
     return app
-
-

@@ -35,8 +35,15 @@ def _error_event(exc: Exception) -> bytes:
         response = domain_error_response(exc)
     else:
         log.exception("stream failed")
-        return _event("error", {"status": 500, "error": "Internal Server Error",
-                                "code": "internal_error", "details": type(exc).__name__})
+        return _event(
+            "error",
+            {
+                "status": 500,
+                "error": "Internal Server Error",
+                "code": "internal_error",
+                "details": type(exc).__name__,
+            },
+        )
     body = json.loads(bytes(response.body))
     return _event("error", {"status": response.status_code, **body})
 

@@ -241,7 +241,11 @@ class ConversationService:
         return row
 
     async def _store_turn(
-        self, user_id: str, conversation_id: str, text: str, received_ms: int,
+        self,
+        user_id: str,
+        conversation_id: str,
+        text: str,
+        received_ms: int,
         reply: AssistantReply,
     ) -> Message:
         replied = max(now_ms(), received_ms)
@@ -250,12 +254,18 @@ class ConversationService:
             async with self._database.transaction() as db:
                 seq = await repository.next_message_seq(db, conversation_id)
                 question = MessageRow(
-                    conversation_id=conversation_id, seq=seq, role="user",
-                    content=text, timestamp_ms=received_ms,
+                    conversation_id=conversation_id,
+                    seq=seq,
+                    role="user",
+                    content=text,
+                    timestamp_ms=received_ms,
                 )
                 answer = MessageRow(
-                    conversation_id=conversation_id, seq=seq + 1, role="assistant",
-                    content=reply.text, timestamp_ms=replied,
+                    conversation_id=conversation_id,
+                    seq=seq + 1,
+                    role="assistant",
+                    content=reply.text,
+                    timestamp_ms=replied,
                     tool_events=json.dumps(events) if events else None,
                     model_messages=reply.model_messages,
                 )

@@ -128,7 +128,9 @@ async def list_user_conversations(user_id: CurrentUser, conversations: Conversat
     responses={200: {"description": "Conversation details"}, **OWNED},
 )
 async def get_conversation(
-    conversationId: str, user_id: CurrentUser, conversations: Conversations  # noqa: N803
+    conversationId: str,
+    user_id: CurrentUser,
+    conversations: Conversations,  # noqa: N803
 ) -> Response:
     conversation = await conversations.get(user_id, conversationId)
     return JSONResponse(conversation_json(conversation))
@@ -143,7 +145,9 @@ async def get_conversation(
     responses={204: {"description": "Conversation deleted"}, **OWNED},
 )
 async def delete_conversation(
-    conversationId: str, user_id: CurrentUser, conversations: Conversations  # noqa: N803
+    conversationId: str,
+    user_id: CurrentUser,
+    conversations: Conversations,  # noqa: N803
 ) -> Response:
     await conversations.delete(user_id, conversationId)
     return Response(status_code=204)
@@ -157,7 +161,9 @@ async def delete_conversation(
     responses={200: {"description": "List of conversation messages"}, **OWNED},
 )
 async def get_conversation_messages(
-    conversationId: str, user_id: CurrentUser, conversations: Conversations  # noqa: N803
+    conversationId: str,
+    user_id: CurrentUser,
+    conversations: Conversations,  # noqa: N803
 ) -> Response:
     messages = await conversations.messages(user_id, conversationId)
     return JSONResponse({"messages": [message_json(m) for m in messages]})

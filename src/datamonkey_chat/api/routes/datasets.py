@@ -73,7 +73,7 @@ async def upload_dataset(
     user_token: UserTokenHeader = None,
 ) -> Response:
     data = await file.read(request.app.state.settings.max_upload_bytes + 1)
-    checked = analyses.check_dataset(data, file.filename, _meta(meta))  # before any session
+    checked = await analyses.check_dataset(data, file.filename, _meta(meta))  # before any session
     headers: dict[str, str] = {}
     user_id = await user_or_none(sessions, presented_token(request, user_token))
     if user_id is None:
