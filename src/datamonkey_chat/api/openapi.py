@@ -101,6 +101,12 @@ VALIDATION_RESPONSE = {
 FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
 
 
+def _is_fastapi_validation(response: dict[str, Any]) -> bool:
+    """FastAPI's automatic 422, as opposed to one an operation declares itself."""
+    schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+    return str(schema.get("$ref", "")).endswith("/HTTPValidationError")
+
+
 def install_openapi(app: FastAPI, prefix: str) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -189,7 +195,7 @@ def _shape_operation(operation: Json) -> None:
         if missing:
             raise ValueError(f"{operation['operationId']} does not declare responses {missing}")
         operation["responses"] = {code: responses[code] for code in contract.responses}
-    elif "422" in responses:
+    elif "422" in responses and _is_fastapi_validation(responses["422"]):
         responses.pop("422")
         responses.setdefault("400", copy.deepcopy(VALIDATION_RESPONSE))
     for response in operation["responses"].values():

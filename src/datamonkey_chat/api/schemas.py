@@ -80,3 +80,26 @@ class ServerError(BaseModel):
 class HealthResponse(BaseModel):
     status: str
     details: dict[str, str]
+
+
+class DataProblem(BaseModel):
+    code: str
+    message: str
+    severity: str | None = None
+    sequence: str | None = None
+    position: int | None = Field(default=None, description="1-based alignment column")
+    codon: int | None = None
+
+
+class ValidationFailed(BaseModel):
+    """422: the data cannot be used (upload) or does not suit the method (job start)."""
+
+    error: str
+    code: str
+    details: str
+    problems: list[DataProblem]
+
+
+DATA_PROBLEMS_RESPONSE: dict[int | str, dict[str, Any]] = {
+    422: {"model": ValidationFailed, "description": "The data has problems; each is listed"}
+}

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from datamonkey_chat.api.deps import Analyses, CurrentUser
 from datamonkey_chat.api.routes.chat import UNAUTHORIZED
-from datamonkey_chat.api.schemas import ForbiddenError, NotFoundError
+from datamonkey_chat.api.schemas import DATA_PROBLEMS_RESPONSE, ForbiddenError, NotFoundError
 
 methods = APIRouter(prefix="/methods", tags=["Methods"])
 jobs = APIRouter(prefix="/jobs", tags=["Jobs"])
@@ -48,7 +48,7 @@ async def list_methods(analyses: Analyses) -> Response:
     description="Answers 200 (as Datamonkey does) with the queued job: `job_id`, `status` "
     '"queued". The inputs are checked first: a method that cannot run on the data '
     "(e.g. protein data to FEL) gets 422 with `problems`, one per reason.",
-    responses={200: {"description": "The queued job"}, **OWNED},
+    responses={200: {"description": "The queued job"}, **OWNED, **DATA_PROBLEMS_RESPONSE},
 )
 async def start_method_job(
     method: str,

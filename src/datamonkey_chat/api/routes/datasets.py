@@ -18,7 +18,7 @@ from datamonkey_chat.api.deps import (
     user_or_none,
 )
 from datamonkey_chat.api.routes.chat import SESSION_HEADER, UNAUTHORIZED
-from datamonkey_chat.api.schemas import ForbiddenError, NotFoundError
+from datamonkey_chat.api.schemas import DATA_PROBLEMS_RESPONSE, ForbiddenError, NotFoundError
 from datamonkey_chat.domain.errors import InvalidInputError
 
 router = APIRouter(prefix="/datasets", tags=["Datasets"])
@@ -62,6 +62,7 @@ def _meta(meta: str | None) -> dict[str, Any]:
             "headers": {SESSION_HEADER: {"schema": {"type": "string"}}},
         },
         413: {"description": "The file is over the upload size limit"},
+        **DATA_PROBLEMS_RESPONSE,
     },
 )
 async def upload_dataset(
