@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 
 import uvicorn
 
+from datamonkey_chat.logs import configure_logging
 from datamonkey_chat.settings import get_settings
 
 
@@ -19,9 +19,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     settings = get_settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level)
     uvicorn.run(
         "datamonkey_chat.api.app:create_app",
         factory=True,
@@ -31,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
         # client reads X-Session-Token from a case-sensitive dict.
         http="h11",
         access_log=False,  # our middleware logs one line per request, without tokens
-        log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's records go to the root logger's queue like ours
     )
 
 

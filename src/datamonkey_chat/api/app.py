@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         finally:
             await analyses.stop()  # kills running HyPhy processes and re-queues their jobs
             await app.state.conversations.close()
+            await app.state.sessions.close()
             await database.dispose()
 
     app = FastAPI(

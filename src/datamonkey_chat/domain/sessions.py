@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +17,8 @@ from datamonkey_chat.domain.clock import now_ms
 from datamonkey_chat.domain.errors import UnauthorizedError
 from datamonkey_chat.storage import repository
 from datamonkey_chat.storage.db import Database
+
+log = logging.getLogger(__name__)
 
 ALGORITHM = "HS256"
 SECRET_FILE_NAME = "jwt_secret"
@@ -51,12 +56,20 @@ def _read_secret(path: Path) -> str:
 
 
 class SessionService:
-    def __init__(self, database: Database, secret: str, ttl_seconds: float) -> None:
+    def __init__(
+        self,
+        database: Database,
+        secret: str,
+        ttl_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._clock = clock
         self._database = database
         self._secret = secret
         self._ttl_seconds = ttl_seconds
         self._last_seen_written: dict[str, float] = {}  # user id -> monotonic time
         self._verified: dict[str, tuple[str, float]] = {}  # token -> (user id, exp)
+        self._touches: set[asyncio.Task[None]] = set()
 
     async def create(self) -> NewSession:
         user_id = secrets.token_hex(16)
@@ -65,7 +78,7 @@ class SessionService:
         token = jwt.encode(claims, self._secret, algorithm=ALGORITHM)
         async with self._database.transaction() as db:
             await repository.add_session(db, user_id, now_ms())
-        self._last_seen_written[user_id] = time.monotonic()
+        self._last_seen_written[user_id] = self._clock()
         return NewSession(user_id=user_id, token=token)
 
     def decode(self, token: str) -> str:
@@ -97,15 +110,40 @@ class SessionService:
         if not token:
             raise UnauthorizedError("Missing user token")
         user_id = self.decode(token)
-        last_written = self._last_seen_written.get(user_id)
-        now = time.monotonic()
-        if last_written is not None and now - last_written < LAST_SEEN_RESOLUTION_S:
+        last_checked = self._last_seen_written.get(user_id)
+        now = self._clock()
+        if last_checked is not None and now - last_checked < LAST_SEEN_RESOLUTION_S:
             return user_id
-        async with self._database.transaction() as db:
-            if await repository.get_session(db, user_id) is None:
-                raise UnauthorizedError("Unknown session")
-            await repository.touch_session(db, user_id, now_ms())
+        # Claim the once-a-minute check before awaiting: the user's concurrent requests must
+        # not all queue up behind the same session check and last-seen write.
         if len(self._last_seen_written) >= VERIFIED_TOKENS_KEPT:
             self._last_seen_written.clear()
         self._last_seen_written[user_id] = now
+        try:
+            async with self._database.session() as db:
+                known = await repository.get_session(db, user_id) is not None
+        except BaseException:
+            self._last_seen_written.pop(user_id, None)
+            raise
+        if not known:
+            self._last_seen_written.pop(user_id, None)
+            raise UnauthorizedError("Unknown session")
+        self._touch_later(user_id)
         return user_id
+
+    def _touch_later(self, user_id: str) -> None:
+        """Record last-seen without making the request wait for a write."""
+        task = asyncio.create_task(self._touch(user_id, now_ms()))
+        self._touches.add(task)
+        task.add_done_callback(self._touches.discard)
+
+    async def _touch(self, user_id: str, seen_ms: int) -> None:
+        try:
+            async with self._database.transaction() as db:
+                await repository.touch_session(db, user_id, seen_ms)
+        except Exception:  # last-seen is bookkeeping; never fail anything over it
+            log.warning("could not record last-seen of a session", exc_info=True)
+
+    async def close(self) -> None:
+        if self._touches:
+            await asyncio.wait(self._touches, timeout=5)
