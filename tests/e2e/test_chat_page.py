@@ -721,3 +721,20 @@ def test_a_real_analysis_from_upload_to_plot(browser: Any, live_server: str) -> 
             page.screenshot(path=str(REPO / "docs" / "screenshot.png"))
     finally:
         context.close()
+
+
+def test_api_docs_work_without_a_cdn(browser: Any, live_server: str) -> None:  # noqa: F811
+    context = browser.new_context(base_url=live_server)
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        foreign: list[str] = []
+        page.on(
+            "request", lambda r: None if r.url.startswith(live_server) else foreign.append(r.url)
+        )
+        page.goto(f"{API_PREFIX}/docs")
+        page.wait_for_selector("text=createConversation")  # the spec was fetched and rendered
+        page.wait_for_selector(".opblock-tag >> text=Chat")
+        assert foreign == [], f"the docs page contacted other origins: {foreign}"
+    finally:
+        context.close()

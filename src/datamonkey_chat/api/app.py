@@ -14,6 +14,7 @@ from datamonkey_chat.api.middleware import WireMiddleware
 from datamonkey_chat.api.openapi import install_openapi
 from datamonkey_chat.api.routes import analyses as analyses_routes
 from datamonkey_chat.api.routes import chat, datasets, health, web
+from datamonkey_chat.api.routes.web import install_docs
 from datamonkey_chat.assistant.base import Assistant
 from datamonkey_chat.domain.conversations import ConversationService
 from datamonkey_chat.domain.sessions import SessionService, load_or_create_secret
@@ -69,7 +70,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         description="Chat with an assistant that helps you analyze alignments with HyPhy.",
         lifespan=lifespan,
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # served by install_docs with Swagger UI from the package, not a CDN
         redoc_url=None,
     )
     install_error_handlers(app)
@@ -84,5 +85,6 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(web.router)  # the chat page at / and /static (not in the OpenAPI doc)
     install_openapi(app, API_PREFIX)
+    install_docs(app, f"{API_PREFIX}/docs")
     app.add_middleware(WireMiddleware)
     return app

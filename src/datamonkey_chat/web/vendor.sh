@@ -13,6 +13,10 @@ cp node_modules/dompurify/dist/purify.min.js "$out/purify.min.js"
 cp node_modules/vega/build/vega.min.js "$out/vega.min.js"
 cp node_modules/vega-lite/build/vega-lite.min.js "$out/vega-lite.min.js"
 cp node_modules/vega-embed/build/vega-embed.min.js "$out/vega-embed.min.js"
+# Swagger UI for the API's interactive docs at /api/v1/docs (FastAPI's default is a CDN).
+cp node_modules/swagger-ui-dist/swagger-ui-bundle.js "$out/swagger-ui-bundle.js"
+cp node_modules/swagger-ui-dist/swagger-ui.css "$out/swagger-ui.css"
+sed -i '/^\/\/# sourceMappingURL=/d; s#/\*\# sourceMappingURL=[^*]*\*/##' "$out/swagger-ui-bundle.js" "$out/swagger-ui.css"
 # vega-interpreter (the CSP-safe expression evaluator: no eval / new Function) ships only as an
 # ES module importing vega-util; the vega UMD build exports those same functions, so wrap it as
 # a classic script that reads them from window.vega and adds vega.expressionInterpreter.
@@ -29,14 +33,14 @@ const version = require(require("path").resolve("node_modules/vega-interpreter/p
 fs.writeFileSync(dest, `/* vega-interpreter ${version} (BSD-3-Clause), wrapped by vendor.sh */\n(function () {\n${code}\n})();\n`);
 JS
 # Licenses travel with the code.
-for pkg in marked dompurify vega vega-lite vega-embed vega-interpreter; do
+for pkg in marked dompurify vega vega-lite vega-embed vega-interpreter swagger-ui-dist; do
   for f in LICENSE LICENSE.md; do
     [ -f "node_modules/$pkg/$f" ] && cp "node_modules/$pkg/$f" "$out/LICENSE.$pkg" && break
   done
 done
 node -e '
 const lock = require("./package-lock.json").packages;
-const names = ["marked","dompurify","vega","vega-lite","vega-embed","vega-interpreter"];
+const names = ["marked","dompurify","vega","vega-lite","vega-embed","vega-interpreter","swagger-ui-dist"];
 console.log(names.map(n => n + "@" + lock["node_modules/" + n].version).join("\n"));
 ' > "$out/VERSIONS"
 echo "vendored into $out:"; cat "$out/VERSIONS"

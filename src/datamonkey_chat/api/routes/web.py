@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 STATIC_DIR = Path(__file__).resolve().parent.parent.parent / "web" / "static"
@@ -77,3 +78,17 @@ async def static(path: str) -> Response:
     ):
         return _not_found()
     return _file(candidate)
+
+
+def install_docs(app: FastAPI, path: str) -> None:
+    """Interactive API docs whose Swagger UI comes from static/vendor (works offline)."""
+
+    @app.get(path, include_in_schema=False)
+    async def api_docs() -> Response:
+        return get_swagger_ui_html(
+            openapi_url=str(app.openapi_url),
+            title=f"{app.title} - docs",
+            swagger_js_url="/static/vendor/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger-ui.css",
+            swagger_favicon_url="/favicon.ico",
+        )
