@@ -135,7 +135,27 @@ def _site_summary(
         series.append(
             {"site": site, "alpha": _r(alpha), "beta": _r(beta), "p": _r(min(p_pos, p_neg))}
         )
-    test = f"p <= {p_threshold:g}"
+    return _selected_sites_summary(
+        method,
+        data,
+        f"p <= {p_threshold:g}",
+        {"p_threshold": p_threshold},
+        positive,
+        negative,
+        series,
+    )
+
+
+def _selected_sites_summary(
+    method: str,
+    data: dict[str, Any],
+    test: str,
+    threshold: dict[str, float],
+    positive: list[int],
+    negative: list[int],
+    series: list[dict[str, Any]],
+) -> Summary:
+    """The sentence and numbers the per-site methods share (FEL, SLAC, FUBAR)."""
     pervasive = "pervasive positive (diversifying)"
     text = (
         f"{method} found {_sites_sentence(len(positive), pervasive, test)}"
@@ -147,7 +167,7 @@ def _site_summary(
     return {
         "method": method,
         "summary_text": text,
-        "p_threshold": p_threshold,
+        **threshold,
         "tested_sites": len(series),
         "positive_sites": positive[:MAX_LISTED],
         "negative_sites": negative[:MAX_LISTED],
@@ -221,26 +241,15 @@ def summarize_fubar(data: dict[str, Any], posterior_threshold: float = 0.9) -> S
                 "prob_negative": _r(p_neg),
             }
         )
-    test = f"posterior probability >= {posterior_threshold:g}"
-    text = (
-        f"FUBAR found {_sites_sentence(len(positive), 'pervasive positive (diversifying)', test)}"
-        f" and {_sites_sentence(len(negative), 'negative (purifying)', test)}"
-        f" among {len(series)} codons."
+    return _selected_sites_summary(
+        "FUBAR",
+        data,
+        f"posterior probability >= {posterior_threshold:g}",
+        {"posterior_threshold": posterior_threshold},
+        positive,
+        negative,
+        series,
     )
-    if positive:
-        text += f" Positively selected sites: {_listing(positive)}."
-    return {
-        "method": "FUBAR",
-        "summary_text": text,
-        "posterior_threshold": posterior_threshold,
-        "tested_sites": len(series),
-        "positive_sites": positive[:MAX_LISTED],
-        "negative_sites": negative[:MAX_LISTED],
-        "positive_count": len(positive),
-        "negative_count": len(negative),
-        **_input_info(data),
-        "sites": _cap(series),
-    }
 
 
 # ---------------------------------------------------------------- gene / branch methods
