@@ -309,9 +309,12 @@ def measure(
 ) -> dict[tuple[str, int], Measurement]:
     results: dict[tuple[str, int], Measurement] = {}
     for scenario in scenarios:
-        if warmup > 0:
-            run_wrk(base, scenario, max(connection_levels), warmup, threads, workdir)
         for connections in connection_levels:
+            # Warm up at this cell's own connection count: right after a run with other
+            # connections, both servers show a transient of up to hundreds of ms that is
+            # not steady-state latency.
+            if warmup > 0:
+                run_wrk(base, scenario, connections, warmup, threads, workdir)
             result = run_wrk(base, scenario, connections, duration, threads, workdir)
             results[scenario.name, connections] = result
             print(
@@ -351,7 +354,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         " (default: SQLite in a temporary data directory)",
     )
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
-    parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per operation")
+    parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per cell")
     parser.add_argument("--connections", default="1,16,64", help="comma-separated levels")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (<= connections)")
     parser.add_argument(
