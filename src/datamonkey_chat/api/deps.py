@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from datamonkey_chat.analyses.service import AnalysesService
 
 TOKEN_HEADER = "user_token"
+SESSION_HEADER = "X-Session-Token"  # a new session's token, in upstream's exact case
 
 # Declared optional so a missing token reaches our 401 (not FastAPI's 422); the
 # OpenAPI document marks it required where the contract does (see api/openapi.py).
@@ -60,14 +61,22 @@ async def current_user(
     return await session_service.authenticate(presented_token(request, user_token))
 
 
-async def user_or_none(session_service: SessionService, token: str | None) -> str | None:
-    """For operations that start a session when the token is missing, invalid or expired."""
-    if not token:
-        return None
-    try:
-        return await session_service.authenticate(token)
-    except UnauthorizedError:
-        return None
+async def user_or_new_session(
+    session_service: SessionService, token: str | None
+) -> tuple[str, dict[str, str]]:
+    """For operations that start a session when the token is missing, invalid or expired.
+
+    Returns the user id and the response headers that hand a new session's token over
+    (empty when the presented token was valid).
+    """
+    if token:
+        try:
+            return await session_service.authenticate(token), {}
+        except UnauthorizedError:
+            pass
+    session = await session_service.create()
+    headers = {SESSION_HEADER: session.token, "Access-Control-Expose-Headers": SESSION_HEADER}
+    return session.user_id, headers
 
 
 CurrentUser = Annotated[str, Depends(current_user)]

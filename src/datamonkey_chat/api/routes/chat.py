@@ -9,12 +9,13 @@ from fastapi.responses import JSONResponse
 
 from datamonkey_chat.api import sse
 from datamonkey_chat.api.deps import (
+    SESSION_HEADER,
     Conversations,
     CurrentUser,
     Sessions,
     UserTokenHeader,
     presented_token,
-    user_or_none,
+    user_or_new_session,
 )
 from datamonkey_chat.api.schemas import (
     ChatConversation,
@@ -35,7 +36,6 @@ from datamonkey_chat.domain.errors import InvalidInputError, TooLargeError
 router = APIRouter(prefix="/chat", tags=["Chat"])
 extensions = APIRouter(prefix="/chat", tags=["Chat extensions"])
 
-SESSION_HEADER = "X-Session-Token"
 
 Responses = dict[int | str, dict[str, Any]]
 
@@ -97,12 +97,7 @@ async def create_conversation(
     user_token: UserTokenHeader = None,
     create_conversation_request: CreateConversationRequest | None = Body(default=None),
 ) -> Response:
-    headers: dict[str, str] = {}
-    user_id = await user_or_none(sessions, presented_token(request, user_token))
-    if user_id is None:
-        session = await sessions.create()
-        user_id = session.user_id
-        headers = {SESSION_HEADER: session.token, "Access-Control-Expose-Headers": SESSION_HEADER}
+    user_id, headers = await user_or_new_session(sessions, presented_token(request, user_token))
     title = create_conversation_request.title if create_conversation_request else None
     conversation = await conversations.create(user_id, title)
     return JSONResponse(conversation_json(conversation), status_code=201, headers=headers)

@@ -10,14 +10,15 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
 
 from datamonkey_chat.api.deps import (
+    SESSION_HEADER,
     Analyses,
     CurrentUser,
     Sessions,
     UserTokenHeader,
     presented_token,
-    user_or_none,
+    user_or_new_session,
 )
-from datamonkey_chat.api.routes.chat import SESSION_HEADER, UNAUTHORIZED
+from datamonkey_chat.api.routes.chat import UNAUTHORIZED
 from datamonkey_chat.api.schemas import DATA_PROBLEMS_RESPONSE, ForbiddenError, NotFoundError
 from datamonkey_chat.domain.errors import InvalidInputError
 
@@ -75,12 +76,7 @@ async def upload_dataset(
 ) -> Response:
     data = await file.read(request.app.state.settings.max_upload_bytes + 1)
     checked = await analyses.check_dataset(data, file.filename, _meta(meta))  # before any session
-    headers: dict[str, str] = {}
-    user_id = await user_or_none(sessions, presented_token(request, user_token))
-    if user_id is None:
-        session = await sessions.create()
-        user_id = session.user_id
-        headers = {SESSION_HEADER: session.token, "Access-Control-Expose-Headers": SESSION_HEADER}
+    user_id, headers = await user_or_new_session(sessions, presented_token(request, user_token))
     dataset = await analyses.store_dataset(user_id, checked)
     return JSONResponse(dataset, status_code=201, headers=headers)
 
