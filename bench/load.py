@@ -3,8 +3,9 @@
 
 Starts `datamonkey-chat serve` (SQLite in a throw-away data directory, or the database given
 with --database-url) and, from this same script, a bare FastAPI app that answers the same four
-routes with constant JSON (no database, no auth) under uvicorn: one worker, h11 like `serve`
-(`--baseline-http httptools` for the faster parser), no access log. Then runs
+routes with constant JSON (no database, no auth) under uvicorn: one worker, h11 and asyncio's loop like `serve`
+(`--baseline-http httptools`, `--baseline-loop uvloop` for uvicorn's faster defaults), no access
+log. Then runs
 `wrk --latency` against both for create, list, get and get-messages at 1, 16 and 64
 connections and prints a markdown table with the ratio to the baseline and whether the
 targets hold:
@@ -114,7 +115,7 @@ class Row:
 # The baseline: a bare FastAPI app answering the same routes with constant JSON.
 
 
-def serve_baseline(port: int, payloads_file: Path, http: str) -> None:
+def serve_baseline(port: int, payloads_file: Path, http: str, loop: str) -> None:
     """Run the baseline app (this process becomes the server)."""
     import uvicorn
     from fastapi import FastAPI
@@ -145,6 +146,7 @@ def serve_baseline(port: int, payloads_file: Path, http: str) -> None:
         port=port,
         workers=1,
         http=http,
+        loop=loop,
         access_log=False,
         log_level="warning",
     )
@@ -368,6 +370,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="h11",  # what `serve` uses (h11 keeps X-Session-Token's case on the wire)
         help="the baseline's HTTP protocol (ours is whatever `datamonkey-chat serve` picks)",
     )
+    parser.add_argument(
+        "--baseline-loop",
+        choices=["asyncio", "uvloop"],
+        default="asyncio",  # what `serve` uses (uvloop accepts one connection per tick)
+        help="the baseline's event loop (ours is whatever `datamonkey-chat serve` picks)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--serve-baseline", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--payloads", type=Path, help=argparse.SUPPRESS)
@@ -377,7 +385,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.serve_baseline:
-        serve_baseline(args.serve_baseline, args.payloads, args.baseline_http)
+        serve_baseline(args.serve_baseline, args.payloads, args.baseline_http, args.baseline_loop)
         return 0
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
@@ -425,6 +433,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             str(payloads_file),
             "--baseline-http",
             args.baseline_http,
+            "--baseline-loop",
+            args.baseline_loop,
         ]
         with running(baseline_cmd, f"{baseline}{API}/chat", env, workdir / "baseline.log"):
             print(f"baseline on {baseline}", file=sys.stderr)
@@ -450,7 +460,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     database = "PostgreSQL" if args.database_url else "SQLite"
     print(
-        f"\n{database}; baseline on {args.baseline_http}; wrk -t{args.threads}, "
+        f"\n{database}; baseline on {args.baseline_http}, {args.baseline_loop}; wrk -t{args.threads}, "
         f"{args.duration:g} s per cell; {os.cpu_count()} CPUs\n"
     )
     print(markdown_table(rows))

@@ -28,6 +28,10 @@ def main(argv: list[str] | None = None) -> None:
         # h11 keeps header names as written; httptools lower-cases them, and the generated
         # client reads X-Session-Token from a case-sensitive dict.
         http="h11",
+        # uvloop (uvicorn's "auto" pick) accepts one new connection per loop iteration
+        # while busy: under load a new client waits behind every request in flight, once
+        # per connection before it. asyncio's loop accepts all waiting connections at once.
+        loop="asyncio",
         access_log=False,  # our middleware logs one line per request, without tokens
         log_config=None,  # uvicorn's records go to the root logger's queue like ours
     )
