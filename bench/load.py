@@ -3,9 +3,9 @@
 
 Starts `datamonkey-chat serve` (SQLite in a throw-away data directory, or the database given
 with --database-url) and, from this same script, a bare FastAPI app that answers the same four
-routes with constant JSON (no database, no auth) under uvicorn: one worker, h11 and asyncio's loop like `serve`
-(`--baseline-http httptools`, `--baseline-loop uvloop` for uvicorn's faster defaults), no access
-log. Then runs
+routes with constant JSON (no database, no auth) under uvicorn: one worker, h11 and asyncio's
+loop like `serve` (`--baseline-http httptools`, `--baseline-loop uvloop` for uvicorn's faster
+defaults), no access log. Then runs
 `wrk --latency` against both for create, list, get and get-messages at 1, 16 and 64
 connections and prints a markdown table with the ratio to the baseline and whether the
 targets hold:
@@ -460,8 +460,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     database = "PostgreSQL" if args.database_url else "SQLite"
     print(
-        f"\n{database}; baseline on {args.baseline_http}, {args.baseline_loop}; wrk -t{args.threads}, "
-        f"{args.duration:g} s per cell; {os.cpu_count()} CPUs\n"
+        f"\n{database}; baseline on {args.baseline_http}, {args.baseline_loop}; "
+        f"wrk -t{args.threads}, {args.duration:g} s per cell; {os.cpu_count()} CPUs\n"
     )
     print(markdown_table(rows))
     missed = [r for r in rows if r.verdict() not in ("ok", "")]

@@ -163,6 +163,19 @@ async def test_every_operation_answers_401_for_bad_tokens(
     assert kept.status_code == 200 and kept.json()["messages"] == []
 
 
+@pytest.mark.parametrize(
+    ("method", "path"), [("POST", "/chat/{id}/messages"), ("PATCH", "/chat/{id}")]
+)
+async def test_bad_token_is_401_even_with_a_bad_body(
+    client: httpx.AsyncClient, method: str, path: str
+):
+    _, conversation_id = await new_session(client)
+    response = await client.request(
+        method, path.format(id=conversation_id), headers=JSON, content=b"{}"
+    )
+    assert response.status_code == 401, response.text
+
+
 async def test_token_in_query_string_is_not_accepted(client: httpx.AsyncClient):
     token, conversation_id = await new_session(client)
     response = await client.get(f"/chat/{conversation_id}", params={"user_token": token})

@@ -10,11 +10,12 @@ from fastapi.responses import JSONResponse
 from datamonkey_chat.api import sse
 from datamonkey_chat.api.deps import (
     SESSION_HEADER,
-    Conversations,
     CurrentUser,
-    Sessions,
     UserTokenHeader,
+    authenticate,
+    conversation_service,
     presented_token,
+    session_service,
     user_or_new_session,
 )
 from datamonkey_chat.api.schemas import (
@@ -92,14 +93,14 @@ def conversation_json(conversation: Conversation) -> dict[str, Any]:
 )
 async def create_conversation(
     request: Request,
-    conversations: Conversations,
-    sessions: Sessions,
     user_token: UserTokenHeader = None,
     create_conversation_request: CreateConversationRequest | None = Body(default=None),
 ) -> Response:
-    user_id, headers = await user_or_new_session(sessions, presented_token(request, user_token))
+    user_id, headers = await user_or_new_session(
+        session_service(request), presented_token(request, user_token)
+    )
     title = create_conversation_request.title if create_conversation_request else None
-    conversation = await conversations.create(user_id, title)
+    conversation = await conversation_service(request).create(user_id, title)
     return JSONResponse(conversation_json(conversation), status_code=201, headers=headers)
 
 
@@ -110,8 +111,9 @@ async def create_conversation(
     response_model=ListUserConversations200Response,
     responses={200: {"description": "List of user's conversations"}, **UNAUTHORIZED},
 )
-async def list_user_conversations(user_id: CurrentUser, conversations: Conversations) -> Response:
-    items = await conversations.list_for_user(user_id)
+async def list_user_conversations(request: Request, user_token: UserTokenHeader = None) -> Response:
+    user_id = await authenticate(request, user_token)
+    items = await conversation_service(request).list_for_user(user_id)
     return JSONResponse({"conversations": [conversation_json(c) for c in items]})
 
 
@@ -123,11 +125,12 @@ async def list_user_conversations(user_id: CurrentUser, conversations: Conversat
     responses={200: {"description": "Conversation details"}, **OWNED},
 )
 async def get_conversation(
-    conversationId: str,
-    user_id: CurrentUser,
-    conversations: Conversations,  # noqa: N803
+    request: Request,
+    conversationId: str,  # noqa: N803
+    user_token: UserTokenHeader = None,
 ) -> Response:
-    conversation = await conversations.get(user_id, conversationId)
+    user_id = await authenticate(request, user_token)
+    conversation = await conversation_service(request).get(user_id, conversationId)
     return JSONResponse(conversation_json(conversation))
 
 
@@ -140,11 +143,12 @@ async def get_conversation(
     responses={204: {"description": "Conversation deleted"}, **OWNED},
 )
 async def delete_conversation(
-    conversationId: str,
-    user_id: CurrentUser,
-    conversations: Conversations,  # noqa: N803
+    request: Request,
+    conversationId: str,  # noqa: N803
+    user_token: UserTokenHeader = None,
 ) -> Response:
-    await conversations.delete(user_id, conversationId)
+    user_id = await authenticate(request, user_token)
+    await conversation_service(request).delete(user_id, conversationId)
     return Response(status_code=204)
 
 
@@ -156,11 +160,12 @@ async def delete_conversation(
     responses={200: {"description": "List of conversation messages"}, **OWNED},
 )
 async def get_conversation_messages(
-    conversationId: str,
-    user_id: CurrentUser,
-    conversations: Conversations,  # noqa: N803
+    request: Request,
+    conversationId: str,  # noqa: N803
+    user_token: UserTokenHeader = None,
 ) -> Response:
-    messages = await conversations.messages(user_id, conversationId)
+    user_id = await authenticate(request, user_token)
+    messages = await conversation_service(request).messages(user_id, conversationId)
     return JSONResponse({"messages": [message_json(m) for m in messages]})
 
 
@@ -174,10 +179,10 @@ async def get_conversation_messages(
 async def send_conversation_message(
     request: Request,
     conversationId: str,  # noqa: N803
-    user_id: CurrentUser,
-    conversations: Conversations,
+    user_id: CurrentUser,  # a dependency, so a bad token is 401 before the body is checked
     send_conversation_message_request: SendConversationMessageRequest = Body(),
 ) -> Response:
+    conversations = conversation_service(request)
     text = send_conversation_message_request.message
     _check_message(text, request.app.state.settings.max_message_bytes)
     if sse.wants_event_stream(request):
@@ -203,10 +208,10 @@ def _check_message(text: str, limit_bytes: int) -> None:
     responses={200: {"description": "The renamed conversation"}, **OWNED},
 )
 async def rename_conversation(
+    request: Request,
     conversationId: str,  # noqa: N803
-    user_id: CurrentUser,
-    conversations: Conversations,
+    user_id: CurrentUser,  # a dependency, so a bad token is 401 before the body is checked
     body: RenameConversationRequest,
 ) -> Response:
-    conversation = await conversations.rename(user_id, conversationId, body.title)
+    conversation = await conversation_service(request).rename(user_id, conversationId, body.title)
     return JSONResponse(conversation_json(conversation))
