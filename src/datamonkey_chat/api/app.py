@@ -12,6 +12,7 @@ from datamonkey_chat.analyses.service import AnalysesService
 from datamonkey_chat.api.errors import install_error_handlers
 from datamonkey_chat.api.middleware import WireMiddleware
 from datamonkey_chat.api.openapi import install_openapi
+from datamonkey_chat.api.responses import JSONResponse
 from datamonkey_chat.api.routes import analyses as analyses_routes
 from datamonkey_chat.api.routes import chat, datasets, health, web
 from datamonkey_chat.api.routes.web import install_docs
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         version="1.0.0",
         description="Chat with an assistant that helps you analyze alignments with HyPhy.",
         lifespan=lifespan,
+        default_response_class=JSONResponse,
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=None,  # served by install_docs with Swagger UI from the package, not a CDN
         redoc_url=None,

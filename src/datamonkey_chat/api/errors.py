@@ -6,10 +6,10 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from datamonkey_chat.api.responses import JSONResponse
 from datamonkey_chat.assistant.base import (
     AssistantError,
     AssistantProviderError,

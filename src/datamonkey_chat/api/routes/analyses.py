@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Body, Query, Response
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from datamonkey_chat.api.deps import Analyses, CurrentUser
+from datamonkey_chat.api.responses import JSONResponse
 from datamonkey_chat.api.routes.chat import UNAUTHORIZED
 from datamonkey_chat.api.schemas import DATA_PROBLEMS_RESPONSE, ForbiddenError, NotFoundError
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Body, Request, Response
-from fastapi.responses import JSONResponse
 
 from datamonkey_chat.api import sse
 from datamonkey_chat.api.deps import (
@@ -18,6 +17,7 @@ from datamonkey_chat.api.deps import (
     session_service,
     user_or_new_session,
 )
+from datamonkey_chat.api.responses import JSONResponse
 from datamonkey_chat.api.schemas import (
     ChatConversation,
     CreateConversationRequest,

@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
-from fastapi.responses import JSONResponse
 
 from datamonkey_chat.api.deps import (
     SESSION_HEADER,
@@ -18,6 +17,7 @@ from datamonkey_chat.api.deps import (
     presented_token,
     user_or_new_session,
 )
+from datamonkey_chat.api.responses import JSONResponse
 from datamonkey_chat.api.routes.chat import UNAUTHORIZED
 from datamonkey_chat.api.schemas import DATA_PROBLEMS_RESPONSE, ForbiddenError, NotFoundError
 from datamonkey_chat.domain.errors import InvalidInputError

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 
+from datamonkey_chat.api.responses import JSONResponse
 from datamonkey_chat.api.schemas import HealthResponse
 
 router = APIRouter(tags=["Health"])

@@ -13,7 +13,9 @@ from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, Response
+
+from datamonkey_chat.api.responses import JSONResponse
 
 STATIC_DIR = Path(__file__).resolve().parent.parent.parent / "web" / "static"
 
