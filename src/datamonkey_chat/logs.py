@@ -91,6 +91,7 @@ def configure_logging(level: str, stream: TextIO | None = None) -> BatchWriter:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
+    logging._srcfile = None  # no file/line lookup per record: the format shows neither
     records: queue.SimpleQueue[object] = queue.SimpleQueue()
     writer = BatchWriter(records, stream or sys.stderr)
     root = logging.getLogger()
