@@ -300,31 +300,35 @@ def run_wrk(
 
 
 def measure(
-    base: str,
+    targets: dict[str, str],
     scenarios: Sequence[Scenario],
     connection_levels: Sequence[int],
     duration: float,
     threads: int,
     warmup: float,
     workdir: Path,
-    label: str,
-) -> dict[tuple[str, int], Measurement]:
-    results: dict[tuple[str, int], Measurement] = {}
+) -> dict[str, dict[tuple[str, int], Measurement]]:
+    """Run every cell against every target in turn (label -> base URL).
+
+    Cell by cell rather than server by server, so that a slower or busier minute of the
+    machine falls on both sides of a ratio instead of on one.
+    """
+    results: dict[str, dict[tuple[str, int], Measurement]] = {label: {} for label in targets}
     for scenario in scenarios:
         for connections in connection_levels:
-            # Warm up at this cell's own connection count: right after a run with other
-            # connections, both servers show a transient of up to hundreds of ms that is
-            # not steady-state latency.
-            if warmup > 0:
-                run_wrk(base, scenario, connections, warmup, threads, workdir)
-            result = run_wrk(base, scenario, connections, duration, threads, workdir)
-            results[scenario.name, connections] = result
-            print(
-                f"  {label:8} {scenario.name:12} c={connections:<3} "
-                f"{result.requests_per_s:8.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
-                f"p99 {result.p99_ms:6.2f} ms  errors {result.errors}",
-                file=sys.stderr,
-            )
+            for label, base in targets.items():
+                # Warm up at this cell's own connection count, so that the cell measures
+                # steady state rather than the first moments of new connections.
+                if warmup > 0:
+                    run_wrk(base, scenario, connections, warmup, threads, workdir)
+                result = run_wrk(base, scenario, connections, duration, threads, workdir)
+                results[label][scenario.name, connections] = result
+                print(
+                    f"  {label:8} {scenario.name:12} c={connections:<3} "
+                    f"{result.requests_per_s:8.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
+                    f"p99 {result.p99_ms:6.2f} ms  errors {result.errors}",
+                    file=sys.stderr,
+                )
     return results
 
 
@@ -421,40 +425,36 @@ def main(argv: Sequence[str] | None = None) -> int:
             payloads_file = workdir / "payloads.json"
             payloads_file.write_text(json.dumps(payloads))
             print(f"our server on {ours} ({args.database_url or 'SQLite'})", file=sys.stderr)
-            ours_results = measure(
-                ours, scenarios, levels, args.duration, args.threads, args.warmup, workdir, "ours"
-            )
-        baseline_cmd = [
-            sys.executable,
-            __file__,
-            "--serve-baseline",
-            str(baseline_port),
-            "--payloads",
-            str(payloads_file),
-            "--baseline-http",
-            args.baseline_http,
-            "--baseline-loop",
-            args.baseline_loop,
-        ]
-        with running(baseline_cmd, f"{baseline}{API}/chat", env, workdir / "baseline.log"):
-            print(f"baseline on {baseline}", file=sys.stderr)
-            baseline_results = measure(
-                baseline,
-                scenarios,
-                levels,
-                args.duration,
-                args.threads,
-                args.warmup,
-                workdir,
-                "baseline",
-            )
+            baseline_cmd = [
+                sys.executable,
+                __file__,
+                "--serve-baseline",
+                str(baseline_port),
+                "--payloads",
+                str(payloads_file),
+                "--baseline-http",
+                args.baseline_http,
+                "--baseline-loop",
+                args.baseline_loop,
+            ]
+            with running(baseline_cmd, f"{baseline}{API}/chat", env, workdir / "baseline.log"):
+                print(f"baseline on {baseline}", file=sys.stderr)
+                results = measure(
+                    {"ours": ours, "baseline": baseline},
+                    scenarios,
+                    levels,
+                    args.duration,
+                    args.threads,
+                    args.warmup,
+                    workdir,
+                )
     finally:
         if args.keep:
             print(f"kept {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     rows = [
-        Row(s.name, c, ours_results[s.name, c], baseline_results[s.name, c])
+        Row(s.name, c, results["ours"][s.name, c], results["baseline"][s.name, c])
         for s in scenarios
         for c in levels
     ]

@@ -39,7 +39,14 @@ class Database:
         if self.is_sqlite:
             _ensure_sqlite_dir(url)
             # hide_parameters: errors and logs never carry row values (messages, alignments)
-            self.engine: AsyncEngine = create_async_engine(url, hide_parameters=True)
+            self.engine: AsyncEngine = create_async_engine(
+                url,
+                hide_parameters=True,
+                # Sessions always end their transaction (commit, or rollback on close), so
+                # the pool's own rollback on return is a no-op that would still cost a trip
+                # to aiosqlite's thread and back through the event loop.
+                pool_reset_on_return=None,
+            )
             event.listen(self.engine.sync_engine, "connect", _enable_sqlite_pragmas)
         else:
             self.engine = create_async_engine(

@@ -36,6 +36,9 @@ class GroupInserter:
         await asyncio.shield(done)
 
     async def _flush(self) -> None:
+        # Let the requests already scheduled in this turn of the event loop join the first
+        # batch, rather than committing the first row alone while the rest queue behind it.
+        await asyncio.sleep(0)
         while self._waiting:
             batch = self._waiting[:MAX_ROWS_PER_TRANSACTION]
             del self._waiting[:MAX_ROWS_PER_TRANSACTION]
