@@ -13,7 +13,7 @@ targets hold:
 * at 64 connections: >= 50 % of the baseline's req/s, and p99 within 2x the baseline's p99;
 * at 1 connection: p50 < 3 ms.
 
-Usage: .venv/bin/python bench/load.py [--duration 5] [--database-url postgresql+asyncpg://...]
+Usage: .venv/bin/python bench/load.py [--repeat 3] [--database-url postgresql+asyncpg://...]
 See bench/README.md.
 """
 
@@ -25,6 +25,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -82,6 +83,16 @@ class Measurement:
     p50_ms: float
     p99_ms: float
     errors: int  # socket errors plus non-2xx/3xx responses
+
+    @staticmethod
+    def median_of(runs: Sequence[Measurement]) -> Measurement:
+        """Each figure's median over repeated runs of one cell; errors add up."""
+        return Measurement(
+            requests_per_s=statistics.median(r.requests_per_s for r in runs),
+            p50_ms=statistics.median(r.p50_ms for r in runs),
+            p99_ms=statistics.median(r.p99_ms for r in runs),
+            errors=sum(r.errors for r in runs),
+        )
 
 
 @dataclass(frozen=True)
@@ -306,27 +317,37 @@ def measure(
     duration: float,
     threads: int,
     warmup: float,
+    repeat: int,
     workdir: Path,
 ) -> dict[str, dict[tuple[str, int], Measurement]]:
-    """Run every cell against every target in turn (label -> base URL).
+    """Run every cell `repeat` times against every target in turn (label -> base URL).
 
-    Cell by cell rather than server by server, so that a slower or busier minute of the
-    machine falls on both sides of a ratio instead of on one.
+    Cell by cell and target by target, rather than server by server, so that a slower or
+    busier minute of the machine falls on both sides of a ratio instead of on one; the
+    median of the repeats keeps one disturbed run from deciding a cell.
     """
     results: dict[str, dict[tuple[str, int], Measurement]] = {label: {} for label in targets}
     for scenario in scenarios:
         for connections in connection_levels:
-            for label, base in targets.items():
-                # Warm up at this cell's own connection count, so that the cell measures
-                # steady state rather than the first moments of new connections.
-                if warmup > 0:
-                    run_wrk(base, scenario, connections, warmup, threads, workdir)
-                result = run_wrk(base, scenario, connections, duration, threads, workdir)
-                results[label][scenario.name, connections] = result
+            runs: dict[str, list[Measurement]] = {label: [] for label in targets}
+            for _ in range(repeat):
+                for label, base in targets.items():
+                    # Warm up at this cell's own connection count, so that the cell
+                    # measures steady state rather than the first moments of new connections.
+                    if warmup > 0:
+                        run_wrk(base, scenario, connections, warmup, threads, workdir)
+                    runs[label].append(
+                        run_wrk(base, scenario, connections, duration, threads, workdir)
+                    )
+            for label in targets:
+                result = results[label][scenario.name, connections] = Measurement.median_of(
+                    runs[label]
+                )
                 print(
                     f"  {label:8} {scenario.name:12} c={connections:<3} "
                     f"{result.requests_per_s:8.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
-                    f"p99 {result.p99_ms:6.2f} ms  errors {result.errors}",
+                    f"p99 {result.p99_ms:6.2f} ms  errors {result.errors}  "
+                    f"(median of {repeat})",
                     file=sys.stderr,
                 )
     return results
@@ -359,7 +380,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test"
         " (default: SQLite in a temporary data directory)",
     )
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per wrk run")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs per cell and server; the table shows medians"
+    )
     parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per cell")
     parser.add_argument("--connections", default="1,16,64", help="comma-separated levels")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (<= connections)")
@@ -446,6 +470,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     args.duration,
                     args.threads,
                     args.warmup,
+                    args.repeat,
                     workdir,
                 )
     finally:
@@ -461,7 +486,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     database = "PostgreSQL" if args.database_url else "SQLite"
     print(
         f"\n{database}; baseline on {args.baseline_http}, {args.baseline_loop}; "
-        f"wrk -t{args.threads}, {args.duration:g} s per cell; {os.cpu_count()} CPUs\n"
+        f"wrk -t{args.threads}; median of {args.repeat} runs of {args.duration:g} s per cell; "
+        f"{os.cpu_count()} CPUs\n"
     )
     print(markdown_table(rows))
     missed = [r for r in rows if r.verdict() not in ("ok", "")]
