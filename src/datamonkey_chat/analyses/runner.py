@@ -178,19 +178,26 @@ class JobRunner:
             return await repository.claim_job(db, job_id, self.runner_id, now_ms())
 
     async def _beat(self) -> None:
-        async with self._database.transaction() as db:
-            await repository.heartbeat(db, self.runner_id, now_ms())
-            mine = await repository.still_running(db, self.runner_id, list(self._running))
-        for job_id in set(self._running) - mine:
-            log.info("job %s is no longer running in the database; stopping it", job_id)
-            await self._executor.cancel(job_id)
+        # An idle runner writes nothing: each write waits for SQLite's one writer slot, and
+        # a heartbeat every few seconds would hold up the conversations being created.
+        if self._running:
+            async with self._database.transaction() as db:
+                await repository.heartbeat(db, self.runner_id, now_ms())
+                mine = await repository.still_running(db, self.runner_id, list(self._running))
+            for job_id in set(self._running) - mine:
+                log.info("job %s is no longer running in the database; stopping it", job_id)
+                await self._executor.cancel(job_id)
         await self.recover()
 
     async def recover(self) -> None:
         """Re-queue (or fail) running jobs whose runner stopped sending heartbeats."""
         cutoff = now_ms() - int(STALE_AFTER_SECONDS * 1000)
+        async with self._database.session() as db:
+            stale = await repository.stale_running_jobs(db, cutoff)
+        if not stale:
+            return  # the usual case: look without taking the writer slot
         async with self._database.transaction() as db:
-            for job_id, attempts in await repository.stale_running_jobs(db, cutoff):
+            for job_id, attempts in stale:
                 if attempts < MAX_ATTEMPTS:
                     values: dict[str, Any] = {
                         "status": "queued",
