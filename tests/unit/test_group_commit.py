@@ -48,3 +48,16 @@ async def test_a_failed_batch_fails_every_caller_in_it(database):
     async with database.session() as db:
         assert await db.scalar(select(func.count()).select_from(ConversationRow)) == 1
     await inserter.insert(conversation(3))  # the inserter keeps working afterwards
+
+
+async def test_a_caller_that_goes_away_does_not_stop_the_batch(database):
+    inserter = GroupInserter(database, ConversationRow)
+    leaving = asyncio.create_task(inserter.insert(conversation(1)))
+    staying = [asyncio.create_task(inserter.insert(conversation(n))) for n in range(2, 6)]
+    await asyncio.sleep(0)  # all five are waiting on the same batch
+    leaving.cancel()
+    await asyncio.gather(*staying)
+    async with database.session() as db:
+        # the departed caller's row was already in the batch: it is stored with the rest
+        assert await db.scalar(select(func.count()).select_from(ConversationRow)) == 5
+    assert leaving.cancelled()

@@ -32,8 +32,9 @@ class GroupInserter:
         self._waiting.append((row, done))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
-        # shield: a caller that goes away must not cancel the batch other callers wait on
-        await asyncio.shield(done)
+        # The batch runs in the flusher task, not in any caller: a caller that goes away
+        # (its client disconnected) cancels only its own future, never the others'.
+        await done
 
     async def _flush(self) -> None:
         # Let the requests already scheduled in this turn of the event loop join the first
