@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import signal
+from types import FrameType
 
 import uvicorn
 
 from datamonkey_chat.logs import configure_logging
 from datamonkey_chat.settings import get_settings
+
+
+def exit_through_python(signum: int, _frame: FrameType | None) -> None:
+    """SIGTERM handler: leave through Python's exit, so queued log lines are written.
+
+    uvicorn shuts down gracefully on SIGTERM and then raises the signal again under the
+    handler that was there before it started. With the default handler that kills the
+    process at once, losing the last lines still in the log queue.
+    """
+    raise SystemExit(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -20,6 +32,7 @@ def main(argv: list[str] | None = None) -> None:
 
     settings = get_settings()
     configure_logging(settings.log_level)
+    signal.signal(signal.SIGTERM, exit_through_python)
     uvicorn.run(
         "datamonkey_chat.api.app:create_app",
         factory=True,
