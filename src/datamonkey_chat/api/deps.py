@@ -34,11 +34,6 @@ def session_service(request: Request) -> SessionService:
     return service
 
 
-# async (though it awaits nothing) so FastAPI calls it inline instead of in a thread.
-async def sessions(request: Request) -> SessionService:
-    return session_service(request)
-
-
 def analyses(request: Request) -> AnalysesService:
     service: AnalysesService = request.app.state.analyses
     return service
@@ -74,23 +69,24 @@ async def current_user(request: Request, user_token: UserTokenHeader = None) -> 
 
 
 async def user_or_new_session(
-    session_service: SessionService, token: str | None
+    request: Request, user_token: str | None
 ) -> tuple[str, dict[str, str]]:
     """For operations that start a session when the token is missing, invalid or expired.
 
     Returns the user id and the response headers that hand a new session's token over
     (empty when the presented token was valid).
     """
+    sessions = session_service(request)
+    token = presented_token(request, user_token)
     if token:
         try:
-            return await session_service.authenticate(token), {}
+            return await sessions.authenticate(token), {}
         except UnauthorizedError:
             pass
-    session = await session_service.create()
+    session = await sessions.create()
     headers = {SESSION_HEADER: session.token, "Access-Control-Expose-Headers": SESSION_HEADER}
     return session.user_id, headers
 
 
 CurrentUser = Annotated[str, Depends(current_user)]
-Sessions = Annotated[SessionService, Depends(sessions)]
 Analyses = Annotated["AnalysesService", Depends(analyses)]

@@ -13,8 +13,6 @@ from datamonkey_chat.api.deps import (
     UserTokenHeader,
     authenticate,
     conversation_service,
-    presented_token,
-    session_service,
     user_or_new_session,
 )
 from datamonkey_chat.api.responses import JSONResponse
@@ -96,9 +94,7 @@ async def create_conversation(
     user_token: UserTokenHeader = None,
     create_conversation_request: CreateConversationRequest | None = Body(default=None),
 ) -> Response:
-    user_id, headers = await user_or_new_session(
-        session_service(request), presented_token(request, user_token)
-    )
+    user_id, headers = await user_or_new_session(request, user_token)
     title = create_conversation_request.title if create_conversation_request else None
     conversation = await conversation_service(request).create(user_id, title)
     return JSONResponse(conversation_json(conversation), status_code=201, headers=headers)

@@ -12,9 +12,7 @@ from datamonkey_chat.api.deps import (
     SESSION_HEADER,
     Analyses,
     CurrentUser,
-    Sessions,
     UserTokenHeader,
-    presented_token,
     user_or_new_session,
 )
 from datamonkey_chat.api.responses import JSONResponse
@@ -69,14 +67,13 @@ def _meta(meta: str | None) -> dict[str, Any]:
 async def upload_dataset(
     request: Request,
     analyses: Analyses,
-    sessions: Sessions,
     file: UploadFile = File(description="The alignment or tree file"),
     meta: str | None = Form(default=None, description="JSON: name, description, type"),
     user_token: UserTokenHeader = None,
 ) -> Response:
     data = await file.read(request.app.state.settings.max_upload_bytes + 1)
     checked = await analyses.check_dataset(data, file.filename, _meta(meta))  # before any session
-    user_id, headers = await user_or_new_session(sessions, presented_token(request, user_token))
+    user_id, headers = await user_or_new_session(request, user_token)
     dataset = await analyses.store_dataset(user_id, checked)
     return JSONResponse(dataset, status_code=201, headers=headers)
 
