@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from datamonkey_chat.analyses.hyphy import HyPhyJobSpec, HyPhyResult, ProgressCallback
 from datamonkey_chat.analyses.runner import RESTART_MESSAGE, JobRunner, PreparedJob
@@ -299,3 +300,17 @@ async def test_non_finite_numbers_are_stored_as_null(
     row = await until_status(database, "j1", "completed")
     assert json.loads(row.result or "{}") == {"answer": 42, "LRT": None, "p": [None, 0.5]}
     await runner.stop()
+
+
+async def test_an_idle_runner_writes_nothing(
+    database: Database, make_runner: Callable[..., JobRunner], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every write takes SQLite's one writer slot from the requests creating conversations.
+    monkeypatch.setattr("datamonkey_chat.analyses.runner.HEARTBEAT_SECONDS", 0.01)
+    commits: list[int] = []
+    event.listen(database.engine.sync_engine, "commit", lambda _conn: commits.append(1))
+    runner = make_runner(ExecutorDouble())
+    await runner.start()
+    await asyncio.sleep(0.3)  # several heartbeats and recovery checks
+    await runner.stop()
+    assert commits == []
