@@ -61,3 +61,14 @@ async def test_a_caller_that_goes_away_does_not_stop_the_batch(database):
         # the departed caller's row was already in the batch: it is stored with the rest
         assert await db.scalar(select(func.count()).select_from(ConversationRow)) == 5
     assert leaving.cancelled()
+
+
+async def test_inserts_arriving_in_the_flushers_turn_join_its_first_batch(database):
+    commits = []
+    event.listen(database.engine.sync_engine, "commit", lambda _conn: commits.append(1))
+    inserter = GroupInserter(database, ConversationRow)
+    first = asyncio.create_task(inserter.insert(conversation(1)))
+    await asyncio.sleep(0)  # the first insert is waiting and has scheduled the flusher
+    rest = [asyncio.create_task(inserter.insert(conversation(n))) for n in range(2, 11)]
+    await asyncio.gather(first, *rest)
+    assert len(commits) == 1  # not the first row alone, then the other nine
