@@ -1,9 +1,7 @@
 import asyncio
 
-import pytest
 from sqlalchemy import event, func, select
 
-from datamonkey_chat.storage.db import Database
 from datamonkey_chat.storage.group_commit import GroupInserter
 from datamonkey_chat.storage.models import ConversationRow
 
@@ -16,14 +14,6 @@ def conversation(number: int) -> dict[str, object]:
         "created_ms": number,
         "updated_ms": number,
     }
-
-
-@pytest.fixture
-async def database(tmp_path):
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}")
-    await db.migrate()
-    yield db
-    await db.dispose()
 
 
 async def test_concurrent_inserts_share_transactions_and_all_commit(database):

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -76,14 +75,6 @@ async def prepare(job_id: str) -> PreparedJob:
 
 def summarize(prepared: PreparedJob, data: dict[str, Any]) -> dict[str, Any]:
     return {"summary_text": f"{prepared.keyword} says {data['answer']}"}
-
-
-@pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'runner.sqlite3'}")
-    await db.migrate()
-    yield db
-    await db.dispose()
 
 
 @pytest.fixture

@@ -8,14 +8,6 @@ from datamonkey_chat.storage import repository
 from datamonkey_chat.storage.db import Database
 
 
-@pytest.fixture
-async def database(tmp_path):
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}")
-    await db.migrate()
-    yield db
-    await db.dispose()
-
-
 async def last_seen(database: Database, user_id: str) -> int:
     async with database.session() as db:
         row = await repository.get_session(db, user_id)
