@@ -29,10 +29,10 @@ class Settings(BaseSettings):
 
     # Messages
     max_message_bytes: int = 32 * 1024
-    read_cache_size: int | None = Field(
-        default=None,
-        description="Conversations kept in memory for reads; default 4096 on SQLite, 0 "
-        "(off) on PostgreSQL, where several server processes may share the database",
+    read_cache_size: int = Field(
+        default=4096,
+        description="Conversations kept in memory for reads (0: off); on PostgreSQL, other "
+        "server processes' writes reach it through LISTEN/NOTIFY",
     )
 
     # Assistant
@@ -64,12 +64,6 @@ class Settings(BaseSettings):
 
     # Logging
     log_level: str = "INFO"
-
-    @property
-    def resolved_read_cache_size(self) -> int:
-        if self.read_cache_size is not None:
-            return self.read_cache_size
-        return 4096 if self.resolved_database_url.startswith("sqlite") else 0
 
     @property
     def resolved_database_url(self) -> str:

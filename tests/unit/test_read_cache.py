@@ -33,3 +33,19 @@ def test_capacity_evicts_least_recently_used_and_zero_disables():
     off: ReadCache[str] = ReadCache(capacity=0)
     off.keep_conversation("a", "u", "a", off.epoch)
     assert off.conversation("a") is None
+
+
+def test_suspended_cache_serves_and_keeps_nothing_and_resumes_empty():
+    cache: ReadCache[str] = ReadCache(capacity=10)
+    cache.keep_conversation("c1", "alice", "v1", cache.epoch)
+    epoch = cache.epoch  # a read in flight when the change feed drops
+    cache.set_active(False)
+    assert cache.conversation("c1") is None
+    cache.keep_conversation("c2", "alice", "v2", cache.epoch)
+    assert cache.conversation("c2") is None
+    cache.set_active(True)
+    assert cache.conversation("c1") is None  # what it held before may have gone stale
+    cache.keep_conversation("c3", "alice", "v3", epoch)  # read started before the drop
+    assert cache.conversation("c3") is None
+    cache.keep_conversation("c3", "alice", "v3", cache.epoch)
+    assert cache.conversation("c3") == ("alice", "v3")

@@ -50,8 +50,9 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
             database,
             chosen,
             analyses=analyses,
-            read_cache_size=settings.resolved_read_cache_size,
+            read_cache_size=settings.read_cache_size,
         )
+        await app.state.conversations.start()  # follows other processes' writes (PostgreSQL)
         await analyses.start()  # the job runner: recovers stale jobs, then runs queued ones
         # The model SDKs leave ~200k long-lived objects; a full collection walking them all
         # stalls every request for ~100 ms. Freeze them out of the collector's reach.

@@ -26,6 +26,7 @@ from datamonkey_chat.domain.errors import ConflictError, ForbiddenError, NotFoun
 from datamonkey_chat.domain.locks import KeyedLocks
 from datamonkey_chat.domain.read_cache import ReadCache
 from datamonkey_chat.storage import repository
+from datamonkey_chat.storage.change_feed import ChangeFeed
 from datamonkey_chat.storage.db import Database
 from datamonkey_chat.storage.group_commit import GroupInserter
 from datamonkey_chat.storage.models import ConversationRow, MessageRow
@@ -101,11 +102,15 @@ class ConversationService:
         assistant: Assistant,
         analyses: Any = None,
         read_cache_size: int = 0,
+        changes: ChangeFeed | None = None,
     ) -> None:
         self._database = database
         self._assistant = assistant
         self._analyses = analyses
-        self._cache: ReadCache[Conversation] = ReadCache(read_cache_size)
+        self._changes = changes or ChangeFeed(database)
+        self._cache: ReadCache[Conversation] = ReadCache(
+            read_cache_size, active=self._changes.listening
+        )
         self._new_conversations = GroupInserter(database, ConversationRow)
         self._send_locks = KeyedLocks()
         self._background: set[asyncio.Task[None]] = set()
@@ -130,6 +135,11 @@ class ConversationService:
         )
         self._cache.forget(user_id)
         return conversation
+
+    async def start(self) -> None:
+        """With a read cache, follow other server processes' writes (PostgreSQL)."""
+        if self._cache.capacity > 0:
+            await self._changes.start(self._cache.forget, self._cache.set_active)
 
     async def list_for_user(self, user_id: str) -> list[Conversation]:
         cached = self._cache.user_list(user_id)
@@ -213,6 +223,7 @@ class ConversationService:
 
     async def close(self) -> None:
         """Let pending title tasks finish (briefly) at shutdown."""
+        await self._changes.stop()
         if self._background:
             await asyncio.wait(self._background, timeout=5)
         for task in self._background:

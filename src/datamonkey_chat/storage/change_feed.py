@@ -1,0 +1,116 @@
+"""Which cached reads a write made stale, told to every server process sharing PostgreSQL.
+
+A trigger on the conversations table (migration 0003) calls `pg_notify` inside each write
+transaction, so the notice goes out when, and only if, the write commits, before the writer
+answers its client. Each process listens on a connection of its own and forgets what it
+had cached for the keys it hears. While that connection is down, nothing can be trusted to
+be fresh: the process is told so, stops caching and clears what it had, and starts again
+only once it listens again.
+
+On SQLite there is nothing to hear: the database is one process's file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from datamonkey_chat.storage.db import Database
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "datamonkey_chat_changes"  # as in migration 0003's trigger
+APPLICATION_NAME = "datamonkey-chat change feed"
+RETRY_SECONDS = 1.0
+LIVENESS_SECONDS = 5.0  # how often the listening connection proves it is still there
+
+OnChange = Callable[[str, str | None], None]  # (user id, conversation id)
+OnListening = Callable[[bool], None]
+
+
+class ChangeFeed:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self.shared = not database.is_sqlite
+        self._listener: asyncio.Task[None] | None = None
+        self._on_change: OnChange = lambda user_id, conversation_id: None
+        self._on_listening: OnListening = lambda listening: None
+        self.listening = not self.shared
+
+    async def start(self, on_change: OnChange, on_listening: OnListening) -> None:
+        """Listen for other processes' changes; returns once the first attempt is made."""
+        self._on_change, self._on_listening = on_change, on_listening
+        if not self.shared:
+            return
+        first_attempt = asyncio.get_running_loop().create_future()
+        self._listener = asyncio.create_task(self._listen(first_attempt))
+        await first_attempt
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+
+    async def _listen(self, first_attempt: asyncio.Future[None]) -> None:
+        while True:
+            try:
+                await self._listen_once(first_attempt)
+                log.warning("change feed: lost its PostgreSQL connection; retrying")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("change feed: cannot listen (%s); retrying", type(exc).__name__)
+            finally:
+                self._set_listening(False)
+                _resolve(first_attempt)
+            await asyncio.sleep(RETRY_SECONDS)
+
+    async def _listen_once(self, first_attempt: asyncio.Future[None]) -> None:
+        connection = await self._connect()
+        try:
+            lost = asyncio.Event()
+            connection.add_termination_listener(lambda _connection: lost.set())
+            await connection.add_listener(CHANNEL, self._received)
+            self._set_listening(True)
+            _resolve(first_attempt)
+            await self._watch(connection, lost)
+        finally:
+            connection.terminate()
+
+    async def _connect(self) -> Any:
+        import asyncpg  # type: ignore[import-untyped]
+
+        args, kwargs = self._database.engine.dialect.create_connect_args(self._database.engine.url)
+        for adapter_only in ("prepared_statement_cache_size", "prepared_statement_name_func"):
+            kwargs.pop(adapter_only, None)  # SQLAlchemy's own options, not asyncpg's
+        kwargs.setdefault("server_settings", {})["application_name"] = APPLICATION_NAME
+        kwargs.setdefault("timeout", 10)
+        return await asyncpg.connect(*args, **kwargs)
+
+    @staticmethod
+    async def _watch(connection: Any, lost: asyncio.Event) -> None:
+        """Return when the connection closes or stops answering."""
+        while not lost.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lost.wait(), LIVENESS_SECONDS)
+                return
+            await connection.execute("SELECT 1", timeout=LIVENESS_SECONDS)
+
+    def _received(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+        user_id, _, conversation_id = payload.partition(" ")  # as the trigger writes it
+        self._on_change(user_id, conversation_id or None)
+
+    def _set_listening(self, listening: bool) -> None:
+        if listening != self.listening:
+            self.listening = listening
+            self._on_listening(listening)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
