@@ -9,8 +9,8 @@ from fastapi import APIRouter, Body, Request, Response
 from datamonkey_chat.api import sse
 from datamonkey_chat.api.deps import (
     SESSION_HEADER,
+    TOKEN_HEADER_DOC,
     CurrentUser,
-    UserTokenHeader,
     authenticate,
     conversation_service,
     user_or_new_session,
@@ -74,6 +74,7 @@ def conversation_json(conversation: Conversation) -> dict[str, Any]:
 @router.post(
     "",
     operation_id="createConversation",
+    openapi_extra=TOKEN_HEADER_DOC,
     summary="Create a new conversation",
     status_code=201,
     response_model=ChatConversation,
@@ -91,10 +92,9 @@ def conversation_json(conversation: Conversation) -> dict[str, Any]:
 )
 async def create_conversation(
     request: Request,
-    user_token: UserTokenHeader = None,
     create_conversation_request: CreateConversationRequest | None = Body(default=None),
 ) -> Response:
-    user_id, headers = await user_or_new_session(request, user_token)
+    user_id, headers = await user_or_new_session(request)
     title = create_conversation_request.title if create_conversation_request else None
     conversation = await conversation_service(request).create(user_id, title)
     return JSONResponse(conversation_json(conversation), status_code=201, headers=headers)
@@ -103,12 +103,13 @@ async def create_conversation(
 @router.get(
     "",
     operation_id="listUserConversations",
+    openapi_extra=TOKEN_HEADER_DOC,
     summary="List conversations for the authenticated user",
     response_model=ListUserConversations200Response,
     responses={200: {"description": "List of user's conversations"}, **UNAUTHORIZED},
 )
-async def list_user_conversations(request: Request, user_token: UserTokenHeader = None) -> Response:
-    user_id = await authenticate(request, user_token)
+async def list_user_conversations(request: Request) -> Response:
+    user_id = await authenticate(request)
     items = await conversation_service(request).list_for_user(user_id)
     return JSONResponse({"conversations": [conversation_json(c) for c in items]})
 
@@ -116,6 +117,7 @@ async def list_user_conversations(request: Request, user_token: UserTokenHeader 
 @router.get(
     "/{conversationId}",
     operation_id="getConversation",
+    openapi_extra=TOKEN_HEADER_DOC,
     summary="Get a conversation by ID",
     response_model=ChatConversation,
     responses={200: {"description": "Conversation details"}, **OWNED},
@@ -123,9 +125,8 @@ async def list_user_conversations(request: Request, user_token: UserTokenHeader 
 async def get_conversation(
     request: Request,
     conversationId: str,  # noqa: N803
-    user_token: UserTokenHeader = None,
 ) -> Response:
-    user_id = await authenticate(request, user_token)
+    user_id = await authenticate(request)
     conversation = await conversation_service(request).get(user_id, conversationId)
     return JSONResponse(conversation_json(conversation))
 
@@ -133,6 +134,7 @@ async def get_conversation(
 @router.delete(
     "/{conversationId}",
     operation_id="deleteConversation",
+    openapi_extra=TOKEN_HEADER_DOC,
     summary="Delete a conversation",
     status_code=204,
     response_class=Response,
@@ -141,9 +143,8 @@ async def get_conversation(
 async def delete_conversation(
     request: Request,
     conversationId: str,  # noqa: N803
-    user_token: UserTokenHeader = None,
 ) -> Response:
-    user_id = await authenticate(request, user_token)
+    user_id = await authenticate(request)
     await conversation_service(request).delete(user_id, conversationId)
     return Response(status_code=204)
 
@@ -151,6 +152,7 @@ async def delete_conversation(
 @router.get(
     "/{conversationId}/messages",
     operation_id="getConversationMessages",
+    openapi_extra=TOKEN_HEADER_DOC,
     summary="Get messages from a conversation",
     response_model=GetConversationMessages200Response,
     responses={200: {"description": "List of conversation messages"}, **OWNED},
@@ -158,9 +160,8 @@ async def delete_conversation(
 async def get_conversation_messages(
     request: Request,
     conversationId: str,  # noqa: N803
-    user_token: UserTokenHeader = None,
 ) -> Response:
-    user_id = await authenticate(request, user_token)
+    user_id = await authenticate(request)
     messages = await conversation_service(request).messages(user_id, conversationId)
     return JSONResponse({"messages": [message_json(m) for m in messages]})
 

@@ -10,9 +10,9 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 
 from datamonkey_chat.api.deps import (
     SESSION_HEADER,
+    TOKEN_HEADER_DOC,
     Analyses,
     CurrentUser,
-    UserTokenHeader,
     user_or_new_session,
 )
 from datamonkey_chat.api.responses import JSONResponse
@@ -49,6 +49,7 @@ def _meta(meta: str | None) -> dict[str, Any]:
 @router.post(
     "",
     operation_id="uploadDataset",
+    openapi_extra=TOKEN_HEADER_DOC,
     summary="Upload an alignment or tree",
     description="Multipart upload: `file` (FASTA, NEXUS, PHYLIP alignment or Newick tree) and "
     "optional `meta`, a JSON object string with `name`, `description` and `type` "
@@ -69,11 +70,10 @@ async def upload_dataset(
     analyses: Analyses,
     file: UploadFile = File(description="The alignment or tree file"),
     meta: str | None = Form(default=None, description="JSON: name, description, type"),
-    user_token: UserTokenHeader = None,
 ) -> Response:
     data = await file.read(request.app.state.settings.max_upload_bytes + 1)
     checked = await analyses.check_dataset(data, file.filename, _meta(meta))  # before any session
-    user_id, headers = await user_or_new_session(request, user_token)
+    user_id, headers = await user_or_new_session(request)
     dataset = await analyses.store_dataset(user_id, checked)
     return JSONResponse(dataset, status_code=201, headers=headers)
 
