@@ -21,8 +21,8 @@ MAX_ROWS_PER_TRANSACTION = 256
 class GroupInserter:
     def __init__(self, database: Database, model: type[Base]) -> None:
         self._database = database
-        # The table, not the ORM class: a Core executemany skips the ORM's bulk-insert
-        # bookkeeping, which cost more than the INSERT itself.
+        # The table, not the ORM class, on a Core connection: an executemany skips the ORM's
+        # session and bulk-insert bookkeeping, which cost more than the INSERT itself.
         self._insert = insert(cast(Table, model.__table__))
         self._waiting: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -44,8 +44,8 @@ class GroupInserter:
             batch = self._waiting[:MAX_ROWS_PER_TRANSACTION]
             del self._waiting[:MAX_ROWS_PER_TRANSACTION]
             try:
-                async with self._database.transaction() as db:
-                    await db.execute(self._insert, [row for row, _ in batch])
+                async with self._database.write_connection() as connection:
+                    await connection.execute(self._insert, [row for row, _ in batch])
             except BaseException as exc:
                 for _, done in batch:
                     if not done.done():
