@@ -102,12 +102,11 @@ class ConversationService:
         assistant: Assistant,
         analyses: Any = None,
         read_cache_size: int = 0,
-        changes: ChangeFeed | None = None,
     ) -> None:
         self._database = database
         self._assistant = assistant
         self._analyses = analyses
-        self._changes = changes or ChangeFeed(database)
+        self._changes = ChangeFeed(database)
         self._cache: ReadCache[Conversation] = ReadCache(
             read_cache_size, active=self._changes.listening
         )

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "datamonkey_chat_changes"  # as in migration 0003's trigger
 APPLICATION_NAME = "datamonkey-chat change feed"
-RETRY_SECONDS = 1.0
+RETRY_SECONDS = (1.0, 30.0)  # first and longest wait before listening again
 LIVENESS_SECONDS = 5.0  # how often the listening connection proves it is still there
 
 OnChange = Callable[[str, str | None], None]  # (user id, conversation id)
@@ -57,18 +57,22 @@ class ChangeFeed:
             self._listener = None
 
     async def _listen(self, first_attempt: asyncio.Future[None]) -> None:
+        wait, longest = RETRY_SECONDS
         while True:
             try:
                 await self._listen_once(first_attempt)
-                log.warning("change feed: lost its PostgreSQL connection; retrying")
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("change feed: cannot listen (%s); retrying", type(exc).__name__)
+                log.warning("change feed: %s", type(exc).__name__)
             finally:
+                if self.listening:
+                    wait = RETRY_SECONDS[0]  # it was listening until now: try again soon
                 self._set_listening(False)
                 _resolve(first_attempt)
-            await asyncio.sleep(RETRY_SECONDS)
+            log.warning("change feed: not listening; reads skip the cache; again in %.0f s", wait)
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, longest)
 
     async def _listen_once(self, first_attempt: asyncio.Future[None]) -> None:
         connection = await self._connect()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,9 @@ class Database:
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # SQLite has one writer at a time; queueing writers here is fairer and faster than
         # letting them collide and back off inside busy_timeout's sleeps.
-        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._write_lock: AbstractAsyncContextManager[Any] = (
+            asyncio.Lock() if self.is_sqlite else nullcontext()
+        )
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -71,20 +73,12 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        if self._write_lock is None:
-            async with self.sessions() as session, session.begin():
-                yield session
-            return
         async with self._write_lock, self.sessions() as session, session.begin():
             yield session
 
     @asynccontextmanager
     async def write_connection(self) -> AsyncIterator[AsyncConnection]:
         """A Core connection in a write transaction: no ORM session, for the hottest inserts."""
-        if self._write_lock is None:
-            async with self.engine.begin() as connection:
-                yield connection
-            return
         async with self._write_lock, self.engine.begin() as connection:
             yield connection
 
