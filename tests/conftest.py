@@ -20,18 +20,25 @@ POSTGRES_URL = os.environ.get(
 )
 
 
+@asynccontextmanager
+async def postgres_connection(url: str = POSTGRES_URL) -> AsyncIterator[Any]:
+    """A plain asyncpg connection to the test database, for set-up and inspection."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
 def _reset_postgres(url: str) -> None:
     """Start each PostgreSQL test from an empty schema (the test database is ours)."""
     import asyncio
 
-    import asyncpg  # type: ignore[import-untyped]
-
     async def reset() -> None:
-        connection = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
-        try:
+        async with postgres_connection(url) as connection:
             await connection.execute("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;")
-        finally:
-            await connection.close()
 
     asyncio.run(reset())
 

@@ -10,7 +10,6 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
-import asyncpg  # type: ignore[import-untyped]
 import httpx
 import pytest
 
@@ -18,7 +17,7 @@ from datamonkey_chat.api.app import create_app
 from datamonkey_chat.settings import Settings
 from datamonkey_chat.storage.change_feed import APPLICATION_NAME
 from tests.api.test_chat_api import auth, new_session
-from tests.conftest import POSTGRES_URL, open_client
+from tests.conftest import open_client, postgres_connection
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
@@ -115,22 +114,16 @@ async def test_writes_missed_while_the_feed_was_down_are_not_served_stale(server
 
 
 async def _drop_feed_connections() -> None:
-    connection = await asyncpg.connect(POSTGRES_URL.replace("postgresql+asyncpg", "postgresql"))
-    try:
+    async with postgres_connection() as connection:
         await connection.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
             APPLICATION_NAME,
         )
-    finally:
-        await connection.close()
 
 
 async def _feed_connections() -> int:
-    connection = await asyncpg.connect(POSTGRES_URL.replace("postgresql+asyncpg", "postgresql"))
-    try:
+    async with postgres_connection() as connection:
         count = await connection.fetchval(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", APPLICATION_NAME
         )
-        return int(count)
-    finally:
-        await connection.close()
+    return int(count)
