@@ -1,0 +1,149 @@
+"""FEL: pervasive selection per site, beta (dN) against alpha (dS) by a likelihood-ratio test."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from datamonkey_chat.analyses.methods import sites
+from datamonkey_chat.analyses.methods.base import (
+    HyPhyMethod,
+    InputContext,
+    MethodOptions,
+    OptionValue,
+    PlotSpec,
+    Summary,
+    Table,
+    input_counts,
+    number,
+    rounded,
+)
+from datamonkey_chat.analyses.methods.options import (
+    BranchList,
+    GeneticCode,
+    MultipleHits,
+    PValue,
+    YesNo,
+    branch_problems,
+    branches_argument,
+    only_default,
+)
+from datamonkey_chat.analyses.validation import Problem
+
+NO_MULTIHIT = "HyPhy 2.5.47's FEL has no multiple-hit models"
+
+
+class FelOptions(MethodOptions):
+    """Upstream's FelRequest fields, plus `pvalue` (HyPhy's reporting threshold)."""
+
+    ci: YesNo = Field("No", description="Profile-likelihood confidence intervals per site")
+    srv: YesNo = Field("Yes", description="Synonymous rate variation across sites")
+    resample: Annotated[int, Field(ge=0, le=1000)] = Field(
+        0, description="Parametric bootstrap replicates per site (0: asymptotic LRT); slow"
+    )
+    multiple_hits: Annotated[MultipleHits, only_default("multiple_hits", "None", NO_MULTIHIT)] = (
+        "None"
+    )
+    site_multihit: Annotated[str, only_default("site_multihit", "Estimate", NO_MULTIHIT)] = (
+        "Estimate"
+    )
+    genetic_code: GeneticCode = "Universal"
+    branches: BranchList
+    pvalue: PValue = Field(0.1, description="p-value threshold for calling a site selected")
+
+
+class Fel(HyPhyMethod):
+    id = "fel"
+    keyword = "fel"
+    name = "FEL"
+    Options = FelOptions
+
+    def input_problems(self, options: Any, context: InputContext) -> list[Problem]:
+        return branch_problems(options.branches, context, self.name)
+
+    def arguments(self, options: Any, context: InputContext) -> dict[str, OptionValue]:
+        args: dict[str, OptionValue] = {
+            "code": options.genetic_code,
+            "srv": options.srv,
+            "ci": options.ci,
+            "pvalue": options.pvalue,
+            "resample": options.resample,
+        }
+        branches = branches_argument(options.branches, context.branch_sets)
+        if branches:
+            args["branches"] = branches
+        return args
+
+    def summarize(self, data: dict[str, Any], options: Any) -> Summary:
+        names = sites.headers(data)
+        a, b, p = (sites.column(names, c) for c in ("alpha", "beta", "p-value"))
+        threshold = float(options.pvalue)
+        positive, negative, series = [], [], []
+        for _, site, row in sites.site_rows(data):
+            alpha, beta, pv = number(row[a]), number(row[b]), number(row[p])
+            verdict = "none"
+            if pv <= threshold and beta > alpha:
+                positive.append(site)
+                verdict = "positive"
+            elif pv <= threshold and beta < alpha:
+                negative.append(site)
+                verdict = "negative"
+            series.append(
+                {
+                    "site": site,
+                    "alpha": rounded(alpha),
+                    "beta": rounded(beta),
+                    "p": rounded(pv),
+                    "selection": verdict,
+                }
+            )
+        test = f"likelihood-ratio test p <= {threshold:g}"
+        sequences, codons = input_counts(data)
+        return sites.SelectedSites(
+            method=self.name,
+            summary_text=sites.selected_sites_text(
+                self.name,
+                positive,
+                negative,
+                len(series),
+                test,
+                "pervasive positive (diversifying)",
+            ),
+            caveats=sites.site_caveats(data, len(positive)),
+            sequences=sequences,
+            codons=codons,
+            test=test,
+            tested_sites=len(series),
+            positive_sites=positive,
+            negative_sites=negative,
+            positive_count=len(positive),
+            negative_count=len(negative),
+            sites=series,
+        )
+
+    def plots(self, summary: Summary) -> list[PlotSpec]:
+        assert isinstance(summary, sites.SelectedSites)
+        values = [
+            {
+                **s,
+                "beta_minus_alpha": None
+                if s["alpha"] is None or s["beta"] is None
+                else round(s["beta"] - s["alpha"], 4),
+            }
+            for s in summary.sites
+        ]
+        return [
+            sites.site_plot(
+                f"FEL: dN - dS per codon ({summary.test})",
+                values,
+                "beta_minus_alpha",
+                "beta - alpha",
+            )
+        ]
+
+    def table(self, data: dict[str, Any], options: Any) -> Table:
+        return sites.site_table(data)
+
+
+METHOD = Fel()
