@@ -58,13 +58,15 @@ class PreparedJob:
     alignment_text: str
     tree_text: str | None
     arguments: dict[str, OptionValue]
-    thresholds: dict[str, float] = field(default_factory=dict)  # for the summary
+    method_id: str = ""  # catalog id: which method module reads the result
+    options: dict[str, Any] = field(default_factory=dict)  # the job's checked options
+    names: dict[str, str] = field(default_factory=dict)  # safe id HyPhy saw -> user's name
 
 
 # Builds a job's inputs from the database (raises ValueError with a reason for the user),
-# and turns a finished run's JSON into the stored summary.
+# and turns a finished run's JSON into what is stored: (the result JSON, the summary).
 Prepare = Callable[[str], Awaitable[PreparedJob]]
-Summarize = Callable[[PreparedJob, dict[str, Any]], dict[str, Any]]
+Summarize = Callable[[PreparedJob, dict[str, Any]], tuple[dict[str, Any], dict[str, Any]]]
 
 
 @dataclass
@@ -298,9 +300,10 @@ class JobRunner:
             await self._requeue(job_id)
             return
         if result.status == "completed" and result.result is not None:
+            stored = result.result
             try:
                 # CPU-bound on large results: off the event loop
-                summary = await asyncio.to_thread(self._summarize, prepared, result.result)
+                stored, summary = await asyncio.to_thread(self._summarize, prepared, result.result)
             except Exception:  # the run is still good: keep it, say the summary failed
                 log.exception("summary of job %s failed", job_id)
                 summary = {"summary_text": "No summary could be computed; see the full JSON."}
@@ -309,7 +312,7 @@ class JobRunner:
                 "progress": 1.0,
                 "stage": "Completed",
                 # HyPhy may write NaN/Infinity, which strict JSON readers refuse
-                "result": json.dumps(finite(result.result), allow_nan=False, default=str),
+                "result": json.dumps(finite(stored), allow_nan=False, default=str),
                 "summary": json.dumps(summary, allow_nan=False),
                 "finished_ms": now_ms(),
             }

@@ -78,6 +78,8 @@ class InputContext:
     tree_available: bool  # a tree is uploaded, embedded, or will be built
     tree_rooted: bool = False
     branch_sets: BranchSets = field(default_factory=BranchSets)
+    # the user's sequence name -> the safe id HyPhy sees (for methods that match tip names)
+    tip_names: dict[str, str] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- results
