@@ -90,8 +90,10 @@ class JobRunner:
         cpus_per_job: int = 1,
         time_limit_seconds: float | None = None,
         poll_seconds: float = 1.0,
+        on_completed: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.runner_id = secrets.token_hex(8)
+        self._on_completed = on_completed  # after a result is stored (e.g. derived datasets)
         self._database = database
         self._executor = executor
         self._prepare = prepare
@@ -329,6 +331,11 @@ class JobRunner:
         if written and values["status"] == "completed" and result.workdir is not None:
             # the JSON is in the database now; failed jobs keep their directory for diagnosis
             shutil.rmtree(result.workdir, ignore_errors=True)
+        if written and values["status"] == "completed" and self._on_completed is not None:
+            try:
+                await self._on_completed(job_id)
+            except Exception:  # the result is stored; what follows from it is extra
+                log.exception("follow-up of job %s failed", job_id)
 
     async def _fail(self, job_id: str, message: str) -> None:
         async with self._database.transaction() as db:

@@ -19,12 +19,13 @@ from typing import Any
 
 from datamonkey_chat.analyses import inputs, runs
 from datamonkey_chat.analyses.hyphy import JobExecutor, LocalHyPhyExecutor, find_hyphy_binary
-from datamonkey_chat.analyses.methods import HyPhyMethod, registry
+from datamonkey_chat.analyses.methods import HyPhyMethod, option_list, registry
 from datamonkey_chat.analyses.methods.base import SERIES_FIELDS
 from datamonkey_chat.analyses.runner import JobRunner, PreparedJob
 from datamonkey_chat.analyses.validation import (
     Problem,
     ValidationReport,
+    alignment_records,
     validate_alignment,
     validate_tree,
 )
@@ -61,6 +62,7 @@ KIND_BY_TYPE = {
     "tree": "tree",
     "newick": "tree",
 }
+DERIVED_NOTE = "Saved {count} alignment(s) from this result as your datasets: {ids}."
 JOB_FILTERS = ("alignment_id", "tree_id", "method", "status")
 
 
@@ -248,26 +250,6 @@ def _tree_report(tree: DatasetRow | None) -> ValidationReport | None:
     return report.model_copy(update={"kind": "tree", "names": report.tree_tips, "problems": []})
 
 
-def option_list(module: HyPhyMethod) -> list[dict[str, Any]]:
-    """Each option of a method's model: name, type, default, description, choices, range."""
-    schema = module.Options.model_json_schema()
-    listed = []
-    for name, spec in schema.get("properties", {}).items():
-        entry = {"name": name, "type": spec.get("type", "string"), "default": spec.get("default")}
-        for key in (
-            "description",
-            "enum",
-            "minimum",
-            "maximum",
-            "exclusiveMinimum",
-            "exclusiveMaximum",
-        ):
-            if key in spec:
-                entry["choices" if key == "enum" else key] = spec[key]
-        listed.append(entry)
-    return listed
-
-
 class AnalysesService:
     def __init__(
         self,
@@ -291,6 +273,7 @@ class AnalysesService:
                 cpus_per_job=max(1, cores // max(1, settings.max_concurrent_jobs)),
                 time_limit_seconds=settings.job_time_limit_seconds,
                 poll_seconds=settings.job_poll_seconds,
+                on_completed=self._store_derived_datasets,
             )
 
     @classmethod
@@ -535,6 +518,34 @@ class AnalysesService:
             options=stored_options,
             names=planned.inputs.names,
         )
+
+    async def _store_derived_datasets(self, job_id: str) -> None:
+        """Datasets a finished job produces (GARD's segments), owned by the job's user."""
+        async with self._database.session() as db:
+            job = await repository.get_job(db, job_id)
+            alignment = await repository.get_dataset(db, job.alignment_id) if job else None
+        module = registry().get(job.method) if job else None
+        if job is None or alignment is None or module is None or not job.result:
+            return
+        records = alignment_records(alignment.content)
+        derived = await asyncio.to_thread(
+            module.derived_datasets, json.loads(job.result), records, alignment.name
+        )
+        stored = []
+        for dataset in derived:
+            checked = await self.check_dataset(
+                dataset.fasta.encode(),
+                None,
+                {"name": dataset.name, "description": dataset.description, "type": "alignment"},
+            )
+            stored.append((await self.store_dataset(job.user_id, checked))["id"])
+        if stored:
+            notes = [
+                *(json.loads(job.notes) if job.notes else []),
+                DERIVED_NOTE.format(count=len(stored), ids=", ".join(stored)),
+            ]
+            async with self._database.transaction() as db:
+                await repository.set_job_notes(db, job_id, json.dumps(notes))
 
     async def get_job(self, user_id: str, job_id: str | None) -> dict[str, Any]:
         """A job (the user's latest when `job_id` is None) with its brief summary."""
