@@ -38,6 +38,7 @@ from datamonkey_chat.domain.errors import (
     UnavailableError,
     ValidationFailedError,
 )
+from datamonkey_chat.domain.text import require_storable, require_storable_json
 from datamonkey_chat.settings import Settings
 from datamonkey_chat.storage import repository
 from datamonkey_chat.storage.db import Database
@@ -270,7 +271,8 @@ class AnalysesService:
     def _check_dataset(
         self, data: bytes, filename: str | None, meta: dict[str, Any] | None
     ) -> CheckedDataset:
-        meta = meta or {}
+        meta = require_storable_json(meta or {}, "meta")
+        require_storable(filename or "", "the file name")
         limit = self._settings.max_upload_bytes
         if len(data) > limit:
             raise UploadTooLargeError(f"The file is over the upload limit of {limit} bytes")
@@ -387,6 +389,8 @@ class AnalysesService:
         tree_id: str | None,
         options: dict[str, Any],
     ) -> dict[str, Any]:
+        require_storable_json([method, alignment_id, tree_id], "the job's method or dataset id")
+        require_storable_json(options, "options")
         info = self.method(method)
         if not info.runnable or not info.hyphy_keyword:
             raise AnalysisInputError(f"{info.name} cannot be run on this server. {info.note or ''}")

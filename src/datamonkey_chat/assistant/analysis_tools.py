@@ -16,6 +16,7 @@ from pydantic_ai.toolsets import FunctionToolset
 
 from datamonkey_chat.assistant.base import AssistantDeps
 from datamonkey_chat.catalog import load_catalog
+from datamonkey_chat.domain.text import require_storable_json
 
 __all__ = [
     "NOT_AVAILABLE",
@@ -61,6 +62,7 @@ async def _call(ctx: RunContext[AssistantDeps], operation: str, *args: Any) -> T
     if service is None:
         return {"error": NOT_AVAILABLE}
     try:
+        require_storable_json(list(args), "the tool's argument")  # the model's text, unchecked
         result: ToolResult = await getattr(service, operation)(ctx.deps.user_id, *args)
     except (LookupError, ValueError) as exc:
         return {"error": _readable(exc)}
