@@ -49,3 +49,30 @@ def test_suspended_cache_serves_and_keeps_nothing_and_resumes_empty():
     assert cache.conversation("c3") is None
     cache.keep_conversation("c3", "alice", "v3", cache.epoch)
     assert cache.conversation("c3") == ("alice", "v3")
+
+
+def test_the_byte_budget_evicts_least_recently_used_across_both_maps():
+    cache: ReadCache[str] = ReadCache(capacity=100, max_bytes=1000)
+    cache.keep_conversation("a", "u", "a", cache.epoch, size=400)
+    cache.keep_user_list("u", ["a"], cache.epoch, size=300)
+    cache.keep_conversation("b", "u", "b", cache.epoch, size=300)
+    assert cache.bytes_used == 1000
+    cache.conversation("a")  # touch a, so b is the oldest conversation
+    cache.keep_conversation("c", "u", "c", cache.epoch, size=200)
+    assert cache.conversation("b") is None  # evicted for c, though the count was fine
+    assert cache.conversation("a") is not None and cache.conversation("c") is not None
+    assert cache.bytes_used == 900
+    cache.keep_user_list("v", ["c"], cache.epoch, size=500)  # the lists map grows past it
+    assert cache.user_list("u") is None and cache.user_list("v") == ["c"]
+    assert cache.bytes_used <= 1000
+
+
+def test_an_entry_larger_than_the_budget_is_not_kept_and_sizes_are_returned():
+    cache: ReadCache[str] = ReadCache(capacity=10, max_bytes=1000)
+    cache.keep_conversation("small", "u", "s", cache.epoch, size=100)
+    cache.keep_conversation("huge", "u", "h", cache.epoch, size=5000)
+    assert cache.conversation("huge") is None
+    assert cache.conversation("small") == ("u", "s")  # not pushed out by what did not fit
+    cache.forget("u", "small")
+    cache.set_active(False)
+    assert cache.bytes_used == 0
