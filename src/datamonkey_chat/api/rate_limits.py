@@ -47,10 +47,10 @@ class RateLimits:
             settings.redis_url, settings.redis_key_prefix, settings.rate_limit_window_seconds
         )
 
-    @property
-    def health(self) -> str:
-        """ "redis", "in-process" (Redis not configured or unreachable) or "off"."""
-        return self._limiter.backend if self.enabled else "off"
+    async def health(self) -> str:
+        """Where requests are counted: redis, in-process (no Redis, or it does not answer)
+        or off."""
+        return await self._limiter.backend() if self.enabled else "off"
 
     async def check(self, kind: str, subject: str) -> None:
         """Count one request; RateLimitedError (429) past the limit."""

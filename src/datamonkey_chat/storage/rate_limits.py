@@ -45,12 +45,17 @@ class RateLimiter:
         self._redis_down_until = 0.0
         self._local: dict[str, int] = {}
 
-    @property
-    def backend(self) -> str:
-        """Where the counters are now: "redis" or "in-process" (for health)."""
-        if self._redis_url and self._clock() >= self._redis_down_until:
-            return "redis"
-        return "in-process"
+    async def backend(self) -> str:
+        """Where the counters are now: "redis" (it answers a ping) or "in-process"."""
+        now = self._clock()
+        if not self._redis_url or now < self._redis_down_until:
+            return "in-process"
+        try:
+            await self._client().ping()
+        except Exception as exc:
+            self._redis_down(now, exc)
+            return "in-process"
+        return "redis"
 
     async def hit(self, kind: str, subject: str, limit: int) -> Verdict:
         """Count one request of `kind` by `subject`; allowed while within `limit` a window."""
@@ -74,13 +79,16 @@ class RateLimiter:
                 count, _ = await pipe.execute()
             return int(count)
         except Exception as exc:  # Redis down, slow or misconfigured: never fail the request
-            self._redis_down_until = now + REDIS_RETRY_SECONDS
-            log.warning(
-                "rate limits: Redis unavailable (%s); counting in this process for %.0f s",
-                type(exc).__name__,
-                REDIS_RETRY_SECONDS,
-            )
+            self._redis_down(now, exc)
             return None
+
+    def _redis_down(self, now: float, exc: Exception) -> None:
+        self._redis_down_until = now + REDIS_RETRY_SECONDS
+        log.warning(
+            "rate limits: Redis unavailable (%s); counting in this process for %.0f s",
+            type(exc).__name__,
+            REDIS_RETRY_SECONDS,
+        )
 
     def _client(self) -> Any:
         if self._redis is None:
