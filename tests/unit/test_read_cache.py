@@ -1,4 +1,8 @@
+from datamonkey_chat.assistant import build_assistant
+from datamonkey_chat.domain.conversations import ConversationService
 from datamonkey_chat.domain.read_cache import ReadCache
+from datamonkey_chat.settings import Settings
+from datamonkey_chat.storage.models import MessageRow
 
 
 def test_snapshot_read_before_a_write_is_not_kept():
@@ -76,3 +80,28 @@ def test_an_entry_larger_than_the_budget_is_not_kept_and_sizes_are_returned():
     cache.forget("u", "small")
     cache.set_active(False)
     assert cache.bytes_used == 0
+
+
+async def test_a_conversation_larger_than_the_byte_budget_is_read_from_the_database(database):
+    """Rows changed behind the cache's back show whether a read was served from memory."""
+
+    service = ConversationService(
+        database,
+        build_assistant(Settings(model=None)),
+        read_cache_size=100,
+        read_cache_bytes=20_000,
+    )
+    small = await service.create("alice", "small")
+    large = await service.create("alice", "large")
+    async with database.transaction() as db:
+        db.add(MessageRow(conversation_id=large.id, seq=1, role="user", content="x" * 50_000,
+                          timestamp_ms=1))  # fmt: skip
+    for conversation in (small, large):
+        await service.get("alice", conversation.id)  # a first read: kept if it fits
+    async with database.transaction() as db:  # not through the service: nobody is told
+        for conversation in (small, large):
+            db.add(MessageRow(conversation_id=conversation.id, seq=2, role="user",
+                              content="later", timestamp_ms=2))  # fmt: skip
+    assert len((await service.get("alice", small.id)).messages or []) == 0  # from memory
+    assert len((await service.get("alice", large.id)).messages or []) == 2  # too large to keep
+    await service.close()
