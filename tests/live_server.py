@@ -137,6 +137,11 @@ def run_server(
 
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The root URL of a live server shared by the whole test session."""
-    with run_server(tmp_path_factory.mktemp("live-server")) as server:
+    """The root URL of a live server shared by the whole test session.
+
+    Its rate limits are off: whole suites (schemathesis, the browser tests) drive it from one
+    address and a few sessions, far faster than people do; tests/api/test_rate_limits.py
+    tests the limits themselves."""
+    no_limits = {"DATAMONKEY_CHAT_RATE_LIMITS": "false"}
+    with run_server(tmp_path_factory.mktemp("live-server"), env=no_limits) as server:
         yield server.url

@@ -34,6 +34,27 @@ class Settings(BaseSettings):
         description="Conversations kept in memory for reads (0: off); on PostgreSQL, other "
         "server processes' writes reach it through LISTEN/NOTIFY",
     )
+    read_cache_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        description="Approximate memory the read cache may take (0: bounded by count only)",
+    )
+
+    # Rate limits (a public server with anonymous sessions): requests counted per window,
+    # 429 with Retry-After past a limit; 0 turns one limit off, rate_limits=false all.
+    rate_limits: bool = True
+    rate_limit_window_seconds: float = 60.0
+    rate_limit_new_sessions: int = Field(
+        default=60, description="Sessions created per client address per window"
+    )
+    rate_limit_uploads: int = Field(default=60, description="Uploads per session per window")
+    rate_limit_job_starts: int = Field(default=60, description="Job starts per session per window")
+    rate_limit_sends: int = Field(default=60, description="Messages sent per session per window")
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis for rate-limit counters shared by server processes, e.g. "
+        "redis://127.0.0.1:6379/0; unset or unreachable: counted in each process",
+    )
+    redis_key_prefix: str = "datamonkey_chat:rate"
 
     # Assistant
     model: str | None = Field(

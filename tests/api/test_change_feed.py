@@ -30,7 +30,8 @@ def serving(settings: Settings) -> AbstractAsyncContextManager[httpx.AsyncClient
 
 @pytest.fixture
 async def servers(make_settings: Callable[..., Settings]) -> AsyncIterator[Servers]:
-    """`cached` keeps a read cache (the default); `writer` has none, so no feed of its own."""
+    """`cached` keeps a read cache (the default); `writer` has none, but listens too, for the
+    sessions other processes end."""
     async with AsyncExitStack() as stack:
         cached = await stack.enter_async_context(serving(make_settings()))
         writer = await stack.enter_async_context(serving(make_settings(read_cache_size=0)))
@@ -104,13 +105,30 @@ async def test_writes_missed_while_the_feed_was_down_are_not_served_stale(server
     # Its notification went nowhere; the cached server must still not answer the old title.
     await eventually(title, "new")
     # Once it listens again, it neither serves the copy from before the drop...
-    await eventually(_feed_connections, 1)
+    await eventually(_feed_connections, 2)
     for _ in range(25):
         assert await title() == "new"
         await asyncio.sleep(0.02)
     # ...nor misses the writes that follow.
     await writer.patch(f"/chat/{conversation_id}", headers=auth(token), json={"title": "newer"})
     await eventually(title, "newer")
+
+
+async def test_a_session_ended_on_one_server_is_refused_by_the_other(servers: Servers):
+    cached, writer = servers
+    token, conversation_id = await new_session(cached)
+    other_token, _ = await new_session(cached)
+
+    async def status() -> int:
+        return (await cached.get(f"/chat/{conversation_id}", headers=auth(token))).status_code
+
+    assert await status() == 200  # the session check is now cached for a minute
+    assert (await writer.get("/chat", headers=auth(token))).status_code == 200
+    ended = await writer.delete("/session", headers=auth(token))
+    assert ended.status_code == 204
+    assert (await writer.get("/chat", headers=auth(token))).status_code == 401
+    await eventually(status, 401)  # as soon as the notice arrives, well within the minute
+    assert (await cached.get("/chat", headers=auth(other_token))).status_code == 200
 
 
 async def _drop_feed_connections() -> None:

@@ -374,6 +374,7 @@ async def test_health_reports_components(client: httpx.AsyncClient):
     body = response.json()
     assert body["details"]["database"] == "healthy"
     assert body["details"]["llm"] == "healthy"
-    assert set(body["details"]) == {"database", "llm", "job_scheduler"}
+    assert set(body["details"]) == {"database", "llm", "job_scheduler", "rate_limits"}
+    assert body["details"]["rate_limits"] == "in-process"  # no Redis configured here
     assert body["status"] in {"healthy", "unhealthy", "unknown"}
     assert response.status_code == (503 if body["status"] == "unhealthy" else 200)

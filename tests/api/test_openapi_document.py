@@ -236,3 +236,19 @@ def test_no_openapi_31_leftovers(document: Json) -> None:
                 walk(value, f"{where}/{index}")
 
     walk(document, "#")
+
+
+def test_session_end_and_rate_limits_are_documented_beside_the_contract(document: Json) -> None:
+    ours = operations(document)
+    method, path, end = ours["endSession"]
+    assert (method, path) == ("DELETE", "/session")
+    assert end["tags"] == ["Sessions"] and set(end["responses"]) == {"204", "401"}
+    for op_id in ("uploadDataset", "startMethodJob"):
+        limited = ours[op_id][2]["responses"]["429"]
+        assert limited["headers"]["Retry-After"]["schema"] == {"type": "integer"}
+        schema = limited["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/ServerError"}
+    contract_operations = [op for _, _, op in ours.values() if op["tags"] == ["Chat"]]
+    assert len(contract_operations) == 6
+    for operation in contract_operations:  # their 429 is in README: ChatApi.md must not change
+        assert "429" not in operation["responses"], operation["operationId"]

@@ -309,11 +309,16 @@ def test_enter_sends_and_shift_enter_adds_a_line(page: Any) -> None:
 def test_forget_me_clears_the_token(page: Any) -> None:
     send(page, "hello")
     wait_reply_done(page)
-    assert page.evaluate("localStorage.getItem('datamonkey-chat.token')")
+    token = page.evaluate("localStorage.getItem('datamonkey-chat.token')")
+    assert token
     page.once("dialog", lambda dialog: dialog.accept())
-    page.click("[data-testid=forget-me]")
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/session")) as ended:
+        page.click("[data-testid=forget-me]")
+    assert ended.value.status == 204  # the session ended on the server, not only here
     assert page.evaluate("localStorage.getItem('datamonkey-chat.token')") is None
     assert conversation_titles(page) == []
+    old = page.request.get("/api/v1/chat", headers={"user_token": token})
+    assert old.status == 401
     page.reload()
     page.wait_for_selector("body[data-ready=true]")
     assert conversation_titles(page) == []

@@ -255,6 +255,26 @@ async def test_tool_errors_become_readable_results() -> None:
     assert reply.tool_events[1].payload == {"error": "Dataset nope not found."}
 
 
+@pytest.mark.parametrize(
+    ("tool", "args"),
+    [
+        ("describe_dataset", {"dataset_id": "d\x00"}),
+        ("start_analysis", {"method": "fel", "alignment_id": "d1", "options": {"p": "\x00"}}),
+        ("cancel_job", {"job_id": "\x00"}),
+    ],
+    ids=["nul-id", "nul-option", "nul-job"],
+)
+async def test_tool_arguments_no_database_can_store_are_refused(
+    tool: str, args: dict[str, Any]
+) -> None:
+    analyses = RecordingAnalyses()
+    deps = AssistantDeps(user_id="u", conversation_id="c", analyses=analyses)
+    reply = await assistant_with(scripted_tool_model(tool, args, "Error:")).reply([], "go", deps)
+    error = reply.tool_events[1].payload["error"]
+    assert "NUL" in error or "surrogate" in error
+    assert analyses.user_ids == []  # the service was never called
+
+
 async def test_analysis_tools_without_a_service_say_so() -> None:
     reply = await assistant_with(scripted_tool_model("list_jobs", {}, "Jobs:")).reply(
         [], "my jobs", DEPS

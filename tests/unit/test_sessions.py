@@ -5,7 +5,9 @@ import pytest
 from datamonkey_chat.domain.errors import UnauthorizedError
 from datamonkey_chat.domain.sessions import SessionService
 from datamonkey_chat.storage import repository
+from datamonkey_chat.storage.change_feed import ChangeFeed
 from datamonkey_chat.storage.db import Database
+from tests.unit.test_change_feed import closed_port
 
 
 async def last_seen(database: Database, user_id: str) -> int:
@@ -50,3 +52,33 @@ async def test_unknown_session_is_refused_every_time(database):
     for _ in range(2):
         with pytest.raises(UnauthorizedError):
             await service.authenticate(session.token)
+
+
+async def test_an_ended_session_is_refused_at_once_though_its_check_was_recent(database):
+    service = SessionService(database, "s" * 64, ttl_seconds=3600)
+    await service.start()
+    session = await service.create()
+    other = await service.create()
+    assert await service.authenticate(session.token) == session.user_id  # checked: cached
+    await service.end(session.user_id)
+    with pytest.raises(UnauthorizedError):
+        await service.authenticate(session.token)
+    assert await service.authenticate(other.token) == other.user_id
+    await service.close()
+
+
+async def test_while_ended_sessions_cannot_be_heard_every_request_checks_the_row(database):
+    # The feed of a PostgreSQL that cannot be reached: ended sessions would go unheard.
+    unreachable = Database(f"postgresql+asyncpg://nobody@127.0.0.1:{closed_port()}/none")
+    service = SessionService(database, "s" * 64, ttl_seconds=3600, changes=ChangeFeed(unreachable))
+    try:
+        await service.start()
+        session = await service.create()
+        assert await service.authenticate(session.token) == session.user_id
+        async with database.transaction() as db:  # ended by another process, unheard
+            await repository.delete_session(db, session.user_id)
+        with pytest.raises(UnauthorizedError):
+            await service.authenticate(session.token)
+    finally:
+        await service.close()
+        await unreachable.dispose()

@@ -41,6 +41,7 @@ from datamonkey_chat.domain.errors import (
     UnavailableError,
     ValidationFailedError,
 )
+from datamonkey_chat.domain.text import require_storable, require_storable_json
 from datamonkey_chat.settings import Settings
 from datamonkey_chat.storage import repository
 from datamonkey_chat.storage.db import Database
@@ -329,7 +330,8 @@ class AnalysesService:
     def _check_dataset(
         self, data: bytes, filename: str | None, meta: dict[str, Any] | None
     ) -> CheckedDataset:
-        meta = meta or {}
+        meta = require_storable_json(meta or {}, "meta")
+        require_storable(filename or "", "the file name")
         limit = self._settings.max_upload_bytes
         if len(data) > limit:
             raise UploadTooLargeError(f"The file is over the upload limit of {limit} bytes")
@@ -473,6 +475,8 @@ class AnalysesService:
         tree_id: str | None,
         options: dict[str, Any],
     ) -> dict[str, Any]:
+        require_storable_json([method, alignment_id, tree_id], "the job's method or dataset id")
+        require_storable_json(options, "options")
         info, module = self.runnable(method)
         try:
             checked = runs.method_options(module, options)

@@ -12,14 +12,16 @@ from datamonkey_chat.analyses.service import AnalysesService
 from datamonkey_chat.api.errors import install_error_handlers
 from datamonkey_chat.api.middleware import WireMiddleware
 from datamonkey_chat.api.openapi import install_openapi
+from datamonkey_chat.api.rate_limits import RateLimitMiddleware, RateLimits
 from datamonkey_chat.api.responses import JSONResponse
 from datamonkey_chat.api.routes import analyses as analyses_routes
-from datamonkey_chat.api.routes import chat, datasets, health, methods, web
+from datamonkey_chat.api.routes import chat, datasets, health, methods, session, web
 from datamonkey_chat.api.routes.web import install_docs
 from datamonkey_chat.assistant.base import Assistant
 from datamonkey_chat.domain.conversations import ConversationService
 from datamonkey_chat.domain.sessions import SessionService, load_or_create_secret
 from datamonkey_chat.settings import Settings, get_settings
+from datamonkey_chat.storage.change_feed import ChangeFeed
 from datamonkey_chat.storage.db import Database
 
 API_PREFIX = "/api/v1"
@@ -41,9 +43,13 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         else:
             chosen = assistant
         app.state.settings = settings
+        app.state.rate_limits = RateLimits(settings)
         app.state.database = database
         app.state.assistant = chosen
-        app.state.sessions = SessionService(database, secret, settings.token_ttl_days * 86400)
+        changes = ChangeFeed(database)  # one listening connection for cache and sessions
+        app.state.sessions = SessionService(
+            database, secret, settings.token_ttl_days * 86400, changes=changes
+        )
         analyses = AnalysesService.from_settings(database, settings)
         app.state.analyses = analyses
         app.state.conversations = ConversationService(
@@ -51,8 +57,11 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
             chosen,
             analyses=analyses,
             read_cache_size=settings.read_cache_size,
+            read_cache_bytes=settings.read_cache_bytes,
+            changes=changes,
         )
         await app.state.conversations.start()  # follows other processes' writes (PostgreSQL)
+        await app.state.sessions.start()  # and the sessions they end
         await analyses.start()  # the job runner: recovers stale jobs, then runs queued ones
         # The model SDKs leave ~200k long-lived objects; a full collection walking them all
         # stalls every request for ~100 ms. Freeze them out of the collector's reach.
@@ -64,6 +73,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
             await analyses.stop()  # kills running HyPhy processes and re-queues their jobs
             await app.state.conversations.close()
             await app.state.sessions.close()
+            await app.state.rate_limits.close()
             await database.dispose()
 
     app = FastAPI(
@@ -81,6 +91,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         chat.router,
         chat.extensions,
         health.router,
+        session.router,
         datasets.router,
         methods.router,
         analyses_routes.jobs,
@@ -89,5 +100,6 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     app.include_router(web.router)  # the chat page at / and /static (not in the OpenAPI doc)
     install_openapi(app, API_PREFIX)
     install_docs(app, f"{API_PREFIX}/docs")
+    app.add_middleware(RateLimitMiddleware, prefix=API_PREFIX)
     app.add_middleware(WireMiddleware)
     return app

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Header, Request
 
+from datamonkey_chat.api.rate_limits import check_new_session
 from datamonkey_chat.domain.conversations import ConversationService
 from datamonkey_chat.domain.errors import UnauthorizedError
 from datamonkey_chat.domain.sessions import SessionService
@@ -98,6 +99,7 @@ async def user_or_new_session(request: Request) -> tuple[str, dict[str, str]]:
             return await sessions.authenticate(token), {}
         except UnauthorizedError:
             pass
+    await check_new_session(request)  # 429 past the limit of new sessions per address
     session = await sessions.create()
     headers = {SESSION_HEADER: session.token, "Access-Control-Expose-Headers": SESSION_HEADER}
     return session.user_id, headers

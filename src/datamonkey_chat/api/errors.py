@@ -36,6 +36,11 @@ def server_error(status: int, error: str, code: str, details: str) -> JSONRespon
     return JSONResponse({"error": error, "code": code, "details": details}, status_code=status)
 
 
+def rate_limited(exc: errors.RateLimitedError) -> JSONResponse:
+    body = {"error": "Too many requests", "code": "rate_limited", "details": exc.message}
+    return JSONResponse(body, status_code=429, headers={"Retry-After": str(exc.retry_after)})
+
+
 def validation_failed(exc: errors.ValidationFailedError) -> JSONResponse:
     body = {
         "errors": [
@@ -63,6 +68,8 @@ def domain_error_response(exc: errors.DomainError) -> JSONResponse:
         return server_error(413, "Request too large", "too_large", exc.message)
     if isinstance(exc, errors.ConflictError):
         return server_error(409, "Conflict", "conflict", exc.message)
+    if isinstance(exc, errors.RateLimitedError):
+        return rate_limited(exc)
     if isinstance(exc, errors.UnavailableError):
         return server_error(503, "Service unavailable", "unavailable", exc.message)
     return server_error(400, "Invalid request", "invalid_request", exc.message)

@@ -100,6 +100,16 @@ VALIDATION_RESPONSE = {
 }
 FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
 
+# Counted by api/rate_limits.py's middleware, which the routes cannot declare. The contract's
+# create and send are limited too, but their responses must stay the contract's (README).
+RATE_LIMITED_EXTENSIONS = frozenset({"uploadDataset", "startMethodJob"})
+RATE_LIMITED_RESPONSE = {
+    "description": "Too many requests from this session or address; retry after the "
+    "number of seconds in Retry-After (`code`: rate_limited)",
+    "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ServerError"}}},
+}
+
 
 def _is_fastapi_validation(response: dict[str, Any]) -> bool:
     """FastAPI's automatic 422, as opposed to one an operation declares itself."""
@@ -198,6 +208,8 @@ def _shape_operation(operation: Json) -> None:
     elif "422" in responses and _is_fastapi_validation(responses["422"]):
         responses.pop("422")
         responses.setdefault("400", copy.deepcopy(VALIDATION_RESPONSE))
+    if contract is None and operation.get("operationId") in RATE_LIMITED_EXTENSIONS:
+        responses.setdefault("429", copy.deepcopy(RATE_LIMITED_RESPONSE))
     for response in operation["responses"].values():
         for media in response.get("content", {}).values():
             if "schema" in media:

@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
+
+from datamonkey_chat.domain.text import require_storable
+
+
+def _storable(value: Any) -> Any:
+    return require_storable(value, "text") if isinstance(value, str) else value
+
+
+# A string a database can store (no NUL, no lone surrogate): anything else is a 400 at the
+# edge, not a 500 from the database. Checked before the string's own validation, which
+# cannot even measure a lone surrogate. The OpenAPI schema is StrictStr's.
+StorableStr = Annotated[StrictStr, BeforeValidator(_storable)]
 
 
 class Role(StrEnum):
@@ -32,16 +44,16 @@ class ChatConversation(BaseModel):
 
 
 class CreateConversationRequest(BaseModel):
-    title: StrictStr | None = None
+    title: StorableStr | None = None
 
 
 class SendConversationMessageRequest(BaseModel):
-    message: StrictStr
+    message: StorableStr
 
 
 class RenameConversationRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    title: StrictStr = Field(min_length=1, max_length=200)
+    title: StorableStr = Field(min_length=1, max_length=200)
 
 
 class ListUserConversations200Response(BaseModel):

@@ -18,6 +18,7 @@ from pydantic_ai.toolsets import FunctionToolset
 from datamonkey_chat.assistant.base import AssistantDeps
 from datamonkey_chat.assistant.ports import AnalysesPort
 from datamonkey_chat.catalog import load_catalog
+from datamonkey_chat.domain.text import require_storable_json
 
 __all__ = [
     "NOT_AVAILABLE",
@@ -38,12 +39,14 @@ def _readable(exc: Exception) -> str:
 Call = Callable[[AnalysesPort, str], Awaitable[ToolResult]]
 
 
-async def _call(ctx: RunContext[AssistantDeps], call: Call) -> ToolResult:
-    """`call(service, user_id)`, with the service's user-meant errors as a readable result."""
+async def _call(ctx: RunContext[AssistantDeps], call: Call, *arguments: Any) -> ToolResult:
+    """`call(service, user_id)`, with the service's user-meant errors as a readable result;
+    `arguments` are what the model wrote for it, checked to be storable text first."""
     service = ctx.deps.analyses
     if service is None:
         return {"error": NOT_AVAILABLE}
     try:
+        require_storable_json(list(arguments), "the tool's argument")  # the model's text
         return await call(service, ctx.deps.user_id)
     except (LookupError, ValueError) as exc:
         return {"error": _readable(exc)}
@@ -60,7 +63,7 @@ async def describe_dataset(ctx: RunContext[AssistantDeps], dataset_id: str) -> T
     Args:
         dataset_id: the dataset's id as listed by list_datasets.
     """
-    return await _call(ctx, lambda service, user: service.get_dataset(user, dataset_id))
+    return await _call(ctx, lambda service, user: service.get_dataset(user, dataset_id), dataset_id)
 
 
 async def save_pasted_alignment(
@@ -75,7 +78,9 @@ async def save_pasted_alignment(
     text = extract_alignment(ctx.deps.current_message)
     if text is None:
         return {"error": "No FASTA or NEXUS alignment was found in the message."}
-    return await _call(ctx, lambda service, user: service.save_alignment_text(user, text, name))
+    return await _call(
+        ctx, lambda service, user: service.save_alignment_text(user, text, name), name
+    )
 
 
 async def start_analysis(
@@ -107,6 +112,10 @@ async def start_analysis(
         lambda service, user: service.start_job(
             user, info.id, alignment_id, tree_id, options or {}
         ),
+        method,
+        alignment_id,
+        tree_id,
+        options,
     )
 
 
@@ -116,7 +125,7 @@ async def job_status(ctx: RunContext[AssistantDeps], job_id: str | None = None) 
     Args:
         job_id: the job's id; omit for the user's most recent job.
     """
-    return await _call(ctx, lambda service, user: service.get_job(user, job_id))
+    return await _call(ctx, lambda service, user: service.get_job(user, job_id), job_id)
 
 
 async def job_results(ctx: RunContext[AssistantDeps], job_id: str | None = None) -> ToolResult:
@@ -125,7 +134,7 @@ async def job_results(ctx: RunContext[AssistantDeps], job_id: str | None = None)
     Args:
         job_id: the job's id; omit for the user's most recent job.
     """
-    return await _call(ctx, lambda service, user: service.job_summary(user, job_id))
+    return await _call(ctx, lambda service, user: service.job_summary(user, job_id), job_id)
 
 
 async def cancel_job(ctx: RunContext[AssistantDeps], job_id: str) -> ToolResult:
@@ -134,7 +143,7 @@ async def cancel_job(ctx: RunContext[AssistantDeps], job_id: str) -> ToolResult:
     Args:
         job_id: the job's id.
     """
-    return await _call(ctx, lambda service, user: service.cancel_job(user, job_id))
+    return await _call(ctx, lambda service, user: service.cancel_job(user, job_id), job_id)
 
 
 async def list_jobs(ctx: RunContext[AssistantDeps]) -> ToolResult:

@@ -30,10 +30,15 @@ from datamonkey_chat.storage.change_feed import ChangeFeed
 from datamonkey_chat.storage.db import Database
 from datamonkey_chat.storage.group_commit import GroupInserter
 from datamonkey_chat.storage.models import ConversationRow, MessageRow
+from datamonkey_chat.storage.text import scrub
 
 log = logging.getLogger(__name__)
 
 MAX_TITLE_CHARS = 200
+# For the read cache's byte budget: the fixed cost of one cached object (dataclass, ids,
+# timestamps), and how much larger parsed JSON is than its text.
+_ROW_BYTES = 300
+_PARSED_JSON_FACTOR = 4
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,12 @@ def _message(row: MessageRow) -> Message:
     return Message(row.role, row.content, row.timestamp_ms, row.seq, events)
 
 
+def _message_bytes(row: MessageRow) -> int:
+    """About what a cached message takes: its text, and its tool events, which take several
+    times their JSON's length once parsed into dicts and lists."""
+    return _ROW_BYTES + len(row.content) + _PARSED_JSON_FACTOR * len(row.tool_events or "")
+
+
 def _turns(rows: list[MessageRow]) -> list[StoredTurn]:
     """Pair each user message with the assistant reply that follows it."""
     turns: list[StoredTurn] = []
@@ -92,7 +103,7 @@ def _check_owner(owner: str, user_id: str) -> None:
 
 
 def clean_title(title: str) -> str:
-    return " ".join(title.split())[:MAX_TITLE_CHARS]
+    return scrub(" ".join(title.split())[:MAX_TITLE_CHARS])
 
 
 class ConversationService:
@@ -102,13 +113,15 @@ class ConversationService:
         assistant: Assistant,
         analyses: Any = None,
         read_cache_size: int = 0,
+        changes: ChangeFeed | None = None,
+        read_cache_bytes: int = 0,
     ) -> None:
         self._database = database
         self._assistant = assistant
         self._analyses = analyses
-        self._changes = ChangeFeed(database)
+        self._changes = changes or ChangeFeed(database)
         self._cache: ReadCache[Conversation] = ReadCache(
-            read_cache_size, active=self._changes.listening
+            read_cache_size, active=self._changes.listening, max_bytes=read_cache_bytes
         )
         self._new_conversations = GroupInserter(database, ConversationRow)
         self._send_locks = KeyedLocks()
@@ -148,7 +161,8 @@ class ConversationService:
         async with self._database.session() as db:
             rows = await repository.list_conversations(db, user_id)
         conversations = [_conversation(row) for row in rows]
-        self._cache.keep_user_list(user_id, conversations, epoch)
+        size = sum(_ROW_BYTES + len(row.title or "") for row in rows)
+        self._cache.keep_user_list(user_id, conversations, epoch, size)
         return conversations
 
     async def get(self, user_id: str, conversation_id: str) -> Conversation:
@@ -160,9 +174,10 @@ class ConversationService:
         epoch = self._cache.epoch
         async with self._database.session() as db:
             row = await self._owned(db, user_id, conversation_id)
-            messages = [_message(m) for m in await repository.list_messages(db, conversation_id)]
-        conversation = _conversation(row, messages)
-        self._cache.keep_conversation(conversation_id, row.user_id, conversation, epoch)
+            message_rows = await repository.list_messages(db, conversation_id)
+        conversation = _conversation(row, [_message(m) for m in message_rows])
+        size = _ROW_BYTES + len(row.title or "") + sum(map(_message_bytes, message_rows))
+        self._cache.keep_conversation(conversation_id, row.user_id, conversation, epoch, size)
         return conversation
 
     async def messages(self, user_id: str, conversation_id: str) -> list[Message]:
@@ -274,7 +289,7 @@ class ConversationService:
                     conversation_id=conversation_id,
                     seq=seq + 1,
                     role="assistant",
-                    content=reply.text,
+                    content=scrub(reply.text),  # a model's text is not checked at the edge
                     timestamp_ms=replied,
                     tool_events=json.dumps(events) if events else None,
                     model_messages=reply.model_messages,

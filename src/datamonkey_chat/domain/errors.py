@@ -33,6 +33,14 @@ class ConflictError(DomainError):
     """A concurrent change won; the client may retry."""
 
 
+class RateLimitedError(DomainError):
+    """Too many requests of one kind from one session or address; retry after a while."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class UnavailableError(DomainError):
     """A capability this server lacks right now (e.g. HyPhy is not installed)."""
 

@@ -1,4 +1,10 @@
-"""Sessions: HS256 JWTs whose `sub` is a random user id kept in the sessions table."""
+"""Sessions: HS256 JWTs whose `sub` is a random user id kept in the sessions table.
+
+A token is valid while its session's row exists. A process checks the row at most once a
+minute per user; ending a session (deleting the row) makes every process forget that check
+at once: this one directly, the others sharing PostgreSQL through the change feed
+(migration 0004). While the feed cannot listen, every request checks the row.
+"""
 
 from __future__ import annotations
 
@@ -16,13 +22,14 @@ import jwt
 from datamonkey_chat.domain.clock import now_ms
 from datamonkey_chat.domain.errors import UnauthorizedError
 from datamonkey_chat.storage import repository
+from datamonkey_chat.storage.change_feed import ChangeFeed
 from datamonkey_chat.storage.db import Database
 
 log = logging.getLogger(__name__)
 
 ALGORITHM = "HS256"
 SECRET_FILE_NAME = "jwt_secret"
-LAST_SEEN_RESOLUTION_S = 60.0  # write last_seen at most once a minute per user
+LAST_SEEN_RESOLUTION_S = 60.0  # check the row and write last_seen at most once a minute
 VERIFIED_TOKENS_KEPT = 10_000  # tokens whose signature was checked, kept to skip re-checking
 
 
@@ -62,9 +69,14 @@ class SessionService:
         secret: str,
         ttl_seconds: float,
         clock: Callable[[], float] = time.monotonic,
+        changes: ChangeFeed | None = None,
     ) -> None:
         self._clock = clock
         self._database = database
+        self._changes = changes or ChangeFeed(database)
+        # Whether a recent check of a session's row may be trusted: only while every other
+        # process's ended sessions can be heard.
+        self._trusted = self._changes.listening
         self._secret = secret
         self._ttl_seconds = ttl_seconds
         self._last_seen_written: dict[str, float] = {}  # user id -> monotonic time
@@ -112,24 +124,47 @@ class SessionService:
         user_id = self.decode(token)
         last_checked = self._last_seen_written.get(user_id)
         now = self._clock()
-        if last_checked is not None and now - last_checked < LAST_SEEN_RESOLUTION_S:
+        recent = last_checked is not None and now - last_checked < LAST_SEEN_RESOLUTION_S
+        if recent and self._trusted:
             return user_id
-        # Claim the once-a-minute check before awaiting: the user's concurrent requests must
-        # not all queue up behind the same session check and last-seen write.
-        if len(self._last_seen_written) >= VERIFIED_TOKENS_KEPT:
-            self._last_seen_written.clear()
-        self._last_seen_written[user_id] = now
+        if not recent:
+            # Claim the once-a-minute check before awaiting: the user's concurrent requests
+            # must not all queue up behind the same session check and last-seen write.
+            if len(self._last_seen_written) >= VERIFIED_TOKENS_KEPT:
+                self._last_seen_written.clear()
+            self._last_seen_written[user_id] = now
         try:
             async with self._database.session() as db:
                 known = await repository.get_session(db, user_id) is not None
         except BaseException:
-            self._last_seen_written.pop(user_id, None)
+            if not recent:
+                self._last_seen_written.pop(user_id, None)
             raise
         if not known:
             self._last_seen_written.pop(user_id, None)
             raise UnauthorizedError("Unknown session")
-        self._touch_later(user_id)
+        if not recent:
+            self._touch_later(user_id)
         return user_id
+
+    async def start(self) -> None:
+        """Hear the sessions other processes end (PostgreSQL)."""
+        await self._changes.start(on_listening=self._set_trusted, on_session_ended=self._forget)
+        self._set_trusted(self._changes.listening)
+
+    async def end(self, user_id: str) -> None:
+        """End a session: its token is refused from now on, in every process."""
+        async with self._database.transaction() as db:
+            await repository.delete_session(db, user_id)
+        self._forget(user_id)
+
+    def _forget(self, user_id: str) -> None:
+        """The session may have ended: check its row on its next request."""
+        self._last_seen_written.pop(user_id, None)
+
+    def _set_trusted(self, listening: bool) -> None:
+        self._trusted = listening
+        self._last_seen_written.clear()  # checks from before may have missed an end
 
     def _touch_later(self, user_id: str) -> None:
         """Record last-seen without making the request wait for a write."""
@@ -145,5 +180,6 @@ class SessionService:
             log.warning("could not record last-seen of a session", exc_info=True)
 
     async def close(self) -> None:
+        await self._changes.stop()
         if self._touches:
             await asyncio.wait(self._touches, timeout=5)

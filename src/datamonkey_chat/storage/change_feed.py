@@ -1,11 +1,12 @@
 """Which cached reads a write made stale, told to every server process sharing PostgreSQL.
 
 A trigger on the conversations table (migration 0003) calls `pg_notify` inside each write
-transaction, so the notice goes out when, and only if, the write commits, before the writer
-answers its client. Each process listens on a connection of its own and forgets what it
-had cached for the keys it hears. While that connection is down, nothing can be trusted to
-be fresh: the process is told so, stops caching and clears what it had, and starts again
-only once it listens again.
+transaction, and one on the sessions table announces each ended session (migration 0004),
+so the notice goes out when, and only if, the write commits, before the writer answers its
+client. Each process listens on a connection of its own and forgets what it had cached for
+the keys it hears (conversations, and the recent check of an ended session). While that
+connection is down, nothing can be trusted to be fresh: the process is told so, stops
+caching and clears what it had, and starts again only once it listens again.
 
 On SQLite there is nothing to hear: the database is one process's file.
 """
@@ -23,12 +24,14 @@ from datamonkey_chat.storage.db import Database
 log = logging.getLogger(__name__)
 
 CHANNEL = "datamonkey_chat_changes"  # as in migration 0003's trigger
+SESSIONS_CHANNEL = "datamonkey_chat_sessions"  # as in migration 0004's trigger
 APPLICATION_NAME = "datamonkey-chat change feed"
 RETRY_SECONDS = (1.0, 30.0)  # first and longest wait before listening again
 LIVENESS_SECONDS = 5.0  # how often the listening connection proves it is still there
 
 OnChange = Callable[[str, str | None], None]  # (user id, conversation id)
 OnListening = Callable[[bool], None]
+OnSessionEnded = Callable[[str], None]  # (user id)
 
 
 class ChangeFeed:
@@ -36,14 +39,29 @@ class ChangeFeed:
         self._database = database
         self.shared = not database.is_sqlite
         self._listener: asyncio.Task[None] | None = None
-        self._on_change: OnChange = lambda user_id, conversation_id: None
-        self._on_listening: OnListening = lambda listening: None
+        self._on_change: list[OnChange] = []
+        self._on_listening: list[OnListening] = []
+        self._on_session_ended: list[OnSessionEnded] = []
         self.listening = not self.shared
 
-    async def start(self, on_change: OnChange, on_listening: OnListening) -> None:
-        """Listen for other processes' changes; returns once the first attempt is made."""
-        self._on_change, self._on_listening = on_change, on_listening
-        if not self.shared:
+    async def start(
+        self,
+        on_change: OnChange | None = None,
+        on_listening: OnListening | None = None,
+        on_session_ended: OnSessionEnded | None = None,
+    ) -> None:
+        """Listen for other processes' changes; returns once the first attempt is made.
+
+        Each caller (the read cache, the sessions) adds its handlers; one connection
+        listens for all of them.
+        """
+        if on_change is not None:
+            self._on_change.append(on_change)
+        if on_listening is not None:
+            self._on_listening.append(on_listening)
+        if on_session_ended is not None:
+            self._on_session_ended.append(on_session_ended)
+        if not self.shared or self._listener is not None:
             return
         first_attempt = asyncio.get_running_loop().create_future()
         self._listener = asyncio.create_task(self._listen(first_attempt))
@@ -80,6 +98,7 @@ class ChangeFeed:
             lost = asyncio.Event()
             connection.add_termination_listener(lambda _connection: lost.set())
             await connection.add_listener(CHANNEL, self._received)
+            await connection.add_listener(SESSIONS_CHANNEL, self._session_ended)
             self._set_listening(True)
             _resolve(first_attempt)
             await self._watch(connection, lost)
@@ -107,12 +126,18 @@ class ChangeFeed:
 
     def _received(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
         user_id, _, conversation_id = payload.partition(" ")  # as the trigger writes it
-        self._on_change(user_id, conversation_id or None)
+        for handler in self._on_change:
+            handler(user_id, conversation_id or None)
+
+    def _session_ended(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+        for handler in self._on_session_ended:
+            handler(payload)  # the user id
 
     def _set_listening(self, listening: bool) -> None:
         if listening != self.listening:
             self.listening = listening
-            self._on_listening(listening)
+            for handler in self._on_listening:
+                handler(listening)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

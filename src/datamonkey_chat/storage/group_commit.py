@@ -2,7 +2,8 @@
 
 Each caller still returns only after its row is committed, so nothing is acknowledged
 that could be lost; under load, one transaction and one multi-row INSERT carry many rows
-instead of one each.
+instead of one each. A row the database refuses fails alone: the batch is split until the
+rest commit.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 from typing import Any, cast
 
 from sqlalchemy import Table, insert
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from datamonkey_chat.storage.db import Database
 from datamonkey_chat.storage.models import Base
@@ -43,16 +45,42 @@ class GroupInserter:
         while self._waiting:
             batch = self._waiting[:MAX_ROWS_PER_TRANSACTION]
             del self._waiting[:MAX_ROWS_PER_TRANSACTION]
-            try:
-                async with self._database.write_connection() as connection:
-                    await connection.execute(self._insert, [row for row, _ in batch])
-            except BaseException as exc:
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    raise
-            else:
-                for _, done in batch:
-                    if not done.done():
-                        done.set_result(None)
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[tuple[dict[str, Any], asyncio.Future[None]]]) -> None:
+        """Commit `batch`; if a row is refused, bisect so that it fails alone."""
+        try:
+            async with self._database.write_connection() as connection:
+                await connection.execute(self._insert, [row for row, _ in batch])
+        except BaseException as exc:
+            if len(batch) > 1 and _refused_a_row(exc):
+                # One row the database refuses must not fail its neighbours: each half is
+                # committed on its own, down to the bad row (about 2 log2(n) transactions).
+                middle = len(batch) // 2
+                await self._commit(batch[:middle])
+                await self._commit(batch[middle:])
+                return
+            for _, done in batch:
+                if not done.done():
+                    done.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
+
+
+def _refused_a_row(exc: BaseException) -> bool:
+    """A failure one row's values can cause (a constraint, a value the database or its driver
+    refuses), as opposed to the database being unreachable: only then is bisecting worth it,
+    or an outage would cost every batch 2n failed transactions instead of one."""
+    if isinstance(exc, IntegrityError | DataError):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return False
+        # SQLSTATE class 22 (data exception, e.g. NUL in text) or 23 (a constraint)
+        sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+        return sqlstate[:2] in ("22", "23") or isinstance(exc.orig, ValueError)
+    return isinstance(exc, ValueError)  # e.g. UnicodeEncodeError while binding (SQLite)

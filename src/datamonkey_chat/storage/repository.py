@@ -16,6 +16,7 @@ from datamonkey_chat.storage.models import (
     MessageRow,
     SessionRow,
 )
+from datamonkey_chat.storage.text import storable
 
 
 async def add_session(db: AsyncSession, user_id: str, now_ms: int) -> None:
@@ -26,6 +27,10 @@ async def get_session(db: AsyncSession, user_id: str) -> SessionRow | None:
     return await db.get(SessionRow, user_id)
 
 
+async def delete_session(db: AsyncSession, user_id: str) -> None:
+    await db.execute(delete(SessionRow).where(SessionRow.user_id == user_id))
+
+
 async def touch_session(db: AsyncSession, user_id: str, now_ms: int) -> None:
     await db.execute(
         update(SessionRow).where(SessionRow.user_id == user_id).values(last_seen_ms=now_ms)
@@ -33,6 +38,8 @@ async def touch_session(db: AsyncSession, user_id: str, now_ms: int) -> None:
 
 
 async def get_conversation(db: AsyncSession, conversation_id: str) -> ConversationRow | None:
+    if not storable(conversation_id):  # no row can have it, and PostgreSQL would refuse the query
+        return None
     return await db.get(ConversationRow, conversation_id)
 
 
@@ -98,6 +105,8 @@ async def add_dataset(db: AsyncSession, row: DatasetRow) -> None:
 
 
 async def get_dataset(db: AsyncSession, dataset_id: str) -> DatasetRow | None:
+    if not storable(dataset_id):  # no row can have it, and PostgreSQL would refuse the query
+        return None
     return await db.get(DatasetRow, dataset_id)
 
 
@@ -129,6 +138,8 @@ async def add_job(db: AsyncSession, row: JobRow) -> None:
 
 
 async def get_job(db: AsyncSession, job_id: str) -> JobRow | None:
+    if not storable(job_id):  # no row can have it, and PostgreSQL would refuse the query
+        return None
     return await db.get(JobRow, job_id)
 
 
@@ -151,6 +162,8 @@ async def list_jobs(
         .order_by(JobRow.created_ms.desc(), JobRow.id)
     )
     for column, value in (filters or {}).items():
+        if value is not None and not storable(value):
+            return []  # no row can have it, and PostgreSQL would refuse the query
         if value is not None:
             query = query.where(getattr(JobRow, column) == value)
     return list((await db.scalars(query)).all())

@@ -29,6 +29,10 @@ async def health(request: Request) -> JSONResponse:
         status = "healthy"
     else:
         status = "unknown"
+    # Informative only (never unhealthy): "redis", "in-process" (Redis not configured or not
+    # answering: each process counts for itself) or "off".
+    limits = getattr(state, "rate_limits", None)
+    details["rate_limits"] = await limits.health() if limits is not None else "off"
     return JSONResponse(
         {"status": status, "details": details}, status_code=503 if status == "unhealthy" else 200
     )

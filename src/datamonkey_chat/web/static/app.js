@@ -1040,6 +1040,7 @@
     );
     if (!ok) return;
     if (state.streaming) state.streaming.controller.abort();
+    if (state.token) api("/session", { method: "DELETE" }).catch(() => {}); // ends it server-side
     saveToken(null);
     state.conversations = [];
     els.datasetsSection.hidden = true;
