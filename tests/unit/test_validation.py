@@ -107,7 +107,13 @@ def test_protein_detected_and_rejected_by_fel() -> None:
 def test_garbage_is_rejected(text: str) -> None:
     r = validate_alignment(text)
     assert not r.ok and r.sequences == 0
-    assert codes(r)[0] in ("empty", "unrecognized_format", "parse_error", "too_few_sequences")
+    assert codes(r)[0] in (
+        "empty",
+        "unrecognized_format",
+        "parse_error",
+        "too_few_sequences",
+        "declared_size_mismatch",
+    )
 
 
 def test_newick_given_as_alignment() -> None:

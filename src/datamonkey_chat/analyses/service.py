@@ -8,7 +8,6 @@ Records are plain JSON-able dicts in the shapes the REST API returns.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 import os
@@ -18,6 +17,7 @@ from typing import Any
 
 from datamonkey_chat.analyses import inputs
 from datamonkey_chat.analyses.hyphy import JobExecutor, LocalHyPhyExecutor, find_hyphy_binary
+from datamonkey_chat.analyses.parsing import ParseLimitError, ParsePool
 from datamonkey_chat.analyses.runner import JobRunner, PreparedJob
 from datamonkey_chat.analyses.summaries import SUMMARIZERS, summarize
 from datamonkey_chat.analyses.validation import (
@@ -217,6 +217,7 @@ class AnalysesService:
         self._database = database
         self._settings = settings
         self._catalog = load_catalog()
+        self._parsing = ParsePool.from_settings(settings)
         self._runner: JobRunner | None = None
         if executor is not None:
             cores = os.cpu_count() or 1
@@ -249,6 +250,7 @@ class AnalysesService:
             await self._runner.start()
 
     async def stop(self) -> None:
+        self._parsing.close()
         if self._runner is not None:
             await self._runner.stop()
 
@@ -258,18 +260,17 @@ class AnalysesService:
     # ------------------------------------------------------------ datasets
 
     async def check_dataset(
-        self, data: bytes, filename: str | None, meta: dict[str, Any] | None = None
+        self,
+        data: bytes,
+        filename: str | None,
+        meta: dict[str, Any] | None = None,
+        client: str | None = None,
     ) -> CheckedDataset:
         """Validate an upload before anything is stored; raises with every problem found.
 
-        Parsing a large alignment takes seconds of CPU: done in a worker thread so the
-        server keeps answering everyone else meanwhile.
+        The parse runs in the parse pool's worker processes (analyses/parsing.py): bounded
+        in time and memory, and `client` (the caller's address) may have only a few at once.
         """
-        return await asyncio.to_thread(self._check_dataset, data, filename, meta)
-
-    def _check_dataset(
-        self, data: bytes, filename: str | None, meta: dict[str, Any] | None
-    ) -> CheckedDataset:
         meta = meta or {}
         limit = self._settings.max_upload_bytes
         if len(data) > limit:
@@ -278,10 +279,16 @@ class AnalysesService:
         text = _decode(data, name)
         declared = meta.get("type")
         kind = _kind(str(declared) if declared is not None else None, text)
-        if kind == "tree":
-            report = validate_tree(text)
-        else:
-            report = validate_alignment(text, self._settings.genetic_code)
+        try:
+            if kind == "tree":
+                report = await self._parsing.run(validate_tree, text, client=client)
+            else:
+                genetic_code = self._settings.genetic_code
+                report = await self._parsing.run(
+                    validate_alignment, text, genetic_code, client=client
+                )
+        except ParseLimitError as exc:
+            raise _refused(name, exc.code, exc.message) from None
         if not report.ok:
             problems = report.problems
             raise ValidationFailedError(problems_message(name, problems), _problem_dicts(problems))

@@ -72,7 +72,9 @@ async def upload_dataset(
     meta: str | None = Form(default=None, description="JSON: name, description, type"),
 ) -> Response:
     data = await file.read(request.app.state.settings.max_upload_bytes + 1)
-    checked = await analyses.check_dataset(data, file.filename, _meta(meta))  # before any session
+    client = request.client.host if request.client else None  # parses in flight per address
+    # Checked before any session starts: a refused file leaves nothing behind.
+    checked = await analyses.check_dataset(data, file.filename, _meta(meta), client=client)
     user_id, headers = await user_or_new_session(request)
     dataset = await analyses.store_dataset(user_id, checked)
     return JSONResponse(dataset, status_code=201, headers=headers)
