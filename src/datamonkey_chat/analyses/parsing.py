@@ -89,7 +89,7 @@ class ParsePool:
         return self._pool
 
     @contextmanager
-    def _slot(self, client: str | None) -> Iterator[None]:
+    def reserve(self, client: str | None) -> Iterator[None]:
         if client is None:  # the server's own calls (e.g. an alignment pasted in a message)
             yield
             return
@@ -112,7 +112,7 @@ class ParsePool:
 
     async def run(self, fn: Callable[..., T], *args: Any, client: str | None = None) -> T:
         """`fn(*args)` in a worker (both picklable); ParseLimitError at a limit."""
-        with self._slot(client):
+        with self.reserve(client):
             future = self._started().schedule(fn, args=args, timeout=self.time_limit_seconds)
             try:
                 result: T = await asyncio.wrap_future(future)
