@@ -17,12 +17,15 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import resource
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from multiprocessing import forkserver
+from multiprocessing.context import BaseContext
 from typing import Any, TypeVar
 
-from pebble import ProcessExpired, ProcessPool
+from pebble import ProcessExpired, ProcessFuture, ProcessPool
 
 from datamonkey_chat.domain.errors import TooManyRequestsError
 from datamonkey_chat.settings import Settings
@@ -49,6 +52,13 @@ class ParserBusyError(TooManyRequestsError, ValueError):
     """This client already has its share of parses in flight."""
 
 
+def _start_fork_server() -> BaseContext:
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    forkserver.ensure_running()  # once per server process; at once when already running
+    return context
+
+
 def _limit_memory(limit_bytes: int) -> None:
     """Worker initializer: cap the address space, so allocation fails before the machine's."""
     if limit_bytes > 0:
@@ -64,6 +74,7 @@ class ParsePool:
         self.memory_limit_bytes = memory_limit_bytes
         self.per_client = max(1, per_client)
         self._pool: ProcessPool | None = None  # started on first use
+        self._lock = threading.Lock()
         self._in_flight: Counter[str] = Counter()
 
     @classmethod
@@ -75,18 +86,24 @@ class ParsePool:
             per_client=settings.parse_per_client,
         )
 
-    def _started(self) -> ProcessPool:
-        if self._pool is None:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(PRELOAD)
-            self._pool = ProcessPool(
-                max_workers=self.workers,
-                max_tasks=TASKS_PER_WORKER,
-                initializer=_limit_memory,
-                initargs=(self.memory_limit_bytes,),
-                context=context,
-            )
-        return self._pool
+    def warm_up(self) -> None:
+        """Start the fork server in the background (it imports the parsers and Biopython,
+        seconds on a busy machine), so that the first upload does not wait for it."""
+        threading.Thread(target=_start_fork_server, name="parse-warm-up", daemon=True).start()
+
+    def _schedule(self, fn: Callable[..., T], args: tuple[Any, ...]) -> ProcessFuture[T]:
+        """Called in a thread: starting the pool forks its workers, and waits for the fork
+        server if it is still starting; never on the event loop."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ProcessPool(
+                    max_workers=self.workers,
+                    max_tasks=TASKS_PER_WORKER,
+                    initializer=_limit_memory,
+                    initargs=(self.memory_limit_bytes,),
+                    context=_start_fork_server(),
+                )
+            return self._pool.schedule(fn, args=args, timeout=self.time_limit_seconds)
 
     @contextmanager
     def reserve(self, client: str | None) -> Iterator[None]:
@@ -113,7 +130,7 @@ class ParsePool:
     async def run(self, fn: Callable[..., T], *args: Any, client: str | None = None) -> T:
         """`fn(*args)` in a worker (both picklable); ParseLimitError at a limit."""
         with self.reserve(client):
-            future = self._started().schedule(fn, args=args, timeout=self.time_limit_seconds)
+            future = await asyncio.to_thread(self._schedule, fn, args)
             try:
                 result: T = await asyncio.wrap_future(future)
             except TimeoutError:
@@ -137,7 +154,8 @@ class ParsePool:
 
     def close(self) -> None:
         """Stop the workers (running parses are killed); the pool restarts if used again."""
-        if self._pool is not None:
+        with self._lock:
             pool, self._pool = self._pool, None
+        if pool is not None:
             pool.stop()
             pool.join(timeout=5)

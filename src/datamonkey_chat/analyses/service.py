@@ -246,6 +246,7 @@ class AnalysesService:
         return cls(database, executor, settings)
 
     async def start(self) -> None:
+        self._parsing.warm_up()
         if self._runner is not None:
             await self._runner.start()
 
