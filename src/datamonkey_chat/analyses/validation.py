@@ -32,8 +32,8 @@ FileFormat = Literal["fasta", "nexus", "phylip", "newick"]
 
 MAX_PROBLEMS = 200  # a 422 body stays readable; the last entry says how many were cut
 MAX_POSITIONS_LISTED = 5  # per sequence and problem kind
-# Deeper trees are refused: HyPhy and any recursive tree walker would fail on them. Realistic
-# phylogenies (even ladder-like viral trees of a few thousand tips) stay well below this.
+# Deeper trees are refused (422): recursive tree walkers, Biopython's among them, fail on them.
+# A tree nests at most as deep as it has tips (a perfect ladder); real uploads stay far below.
 MAX_TREE_DEPTH = 2000
 MAX_DECLARED_DIGITS = 12  # sizes in headers: longer numbers are absurd, not worth parsing
 
