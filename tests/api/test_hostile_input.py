@@ -215,6 +215,13 @@ async def test_a_content_length_over_the_limit_is_refused_before_reading(
     assert_too_large(status, headers, body)
 
 
+async def test_a_client_waiting_for_100_continue_gets_413_instead(base_url: str) -> None:
+    token, _ = await session(base_url)
+    head = post_head("/datasets", 300 * 1024**2, token) + "Expect: 100-continue\n"
+    status, headers, body = await raw_request(base_url, head, [])  # sends no body at all
+    assert_too_large(status, headers, body)
+
+
 @pytest.mark.parametrize("path", ["/chat/{id}/messages", "/chat"])
 async def test_a_chunked_body_is_cut_off_past_the_limit(base_url: str, path: str) -> None:
     token, conversation_id = await session(base_url)
