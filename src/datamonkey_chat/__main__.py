@@ -1,3 +1,4 @@
 from datamonkey_chat.cli import main
 
-main()
+if __name__ == "__main__":  # parse workers re-import the main module (multiprocessing)
+    main()

@@ -27,8 +27,12 @@ class Settings(BaseSettings):
     )
     token_ttl_days: float = 30.0
 
-    # Messages
+    # Messages and request bodies
     max_message_bytes: int = 32 * 1024
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        description="Request bodies other than messages and uploads (which have their own)",
+    )
     read_cache_size: int = Field(
         default=4096,
         description="Conversations kept in memory for reads (0: off); on PostgreSQL, other "
@@ -73,6 +77,19 @@ class Settings(BaseSettings):
     max_concurrent_jobs: int = Field(default_factory=lambda: os.cpu_count() or 1)
     job_time_limit_seconds: float = 3600.0
     max_upload_bytes: int = 20 * 1024 * 1024
+    parse_workers: int = Field(
+        default_factory=lambda: max(2, min(4, os.cpu_count() or 1)),
+        description="Worker processes that parse uploads",
+    )
+    parse_time_limit_seconds: float = Field(
+        default=60.0, description="A parse still running then is killed (422)"
+    )
+    parse_memory_limit_bytes: int = Field(
+        default=2 * 1024**3, description="Address space of each parse worker (RLIMIT_AS)"
+    )
+    parse_per_client: int = Field(
+        default=1, description="Uploads one client address may have in parsing at once (429)"
+    )
     jobs_dir: Path | None = Field(
         default=None, description="HyPhy working directories; default: data_dir/jobs"
     )

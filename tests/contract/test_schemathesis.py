@@ -167,3 +167,51 @@ def test_served_spec(
                     exercise(case, base_url, http, token, owned_conversation)
 
                 run()
+
+
+# --- hostile input, as explicit cases through the same checks ---------------------------------
+
+HOSTILE_FILES = {
+    "a.phy": "1000000 4\na ACGT\n",
+    "b.phy": "999999999 999999999\na ACGT\n",
+    "c.nex": "#NEXUS\nbegin data; dimensions ntax=2 nchar=999999999; format datatype=dna;\n"
+    "matrix\na ACGT\nb ACGT\n;\nend;\n",
+    "d.nwk": "(" * 10_000 + "a,b" + ")" * 10_000 + ";",
+    "e.nex": "#NEXUS\nbegin data; dimensions ntax=2 nchar=3; format datatype=dna;\nmatrix\n"
+    "a ATG\nb ATA\n;\nend;\nbegin trees; tree t = "
+    + "(" * 10_000
+    + "a,b"
+    + ")" * 10_000
+    + ";\nend;\n",
+}
+
+
+def test_hostile_input(
+    served_schema: BaseSchema,
+    live_server: str,
+    http: requests.Session,
+    token: str,
+    owned_conversation: str,
+) -> None:
+    """Lying headers, deep trees and an oversize message: 422 and 413, conforming, no 5xx."""
+    base_url = f"{live_server}{API}"
+    upload = served_schema["/datasets"]["POST"]  # paths are relative to the server URL
+    for filename, text in HOSTILE_FILES.items():
+        case = upload.Case(body={"file": text.encode()}, media_type="multipart/form-data")
+        _with_token(case, token)
+        response = _validate(case, http, base_url)
+        assert response.status_code == 422, (filename, response.text)
+        assert response.json()["problems"][0]["code"] in (
+            "declared_size_mismatch",
+            "tree_too_deep",
+        )
+    send = served_schema["/chat/{conversationId}/messages"]["POST"]
+    case = send.Case(
+        path_parameters={"conversationId": owned_conversation},
+        body={"message": "A" * (2 * 1024 * 1024)},  # over the body limit, not just the text's
+        media_type="application/json",
+    )
+    _with_token(case, token)
+    response = _validate(case, http, base_url)
+    assert response.status_code == 413 and response.json()["code"] == "too_large"
+    assert "over the limit" in response.json()["details"]

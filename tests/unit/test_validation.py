@@ -7,10 +7,14 @@ from pathlib import Path
 import pytest
 
 from datamonkey_chat.analyses.validation import (
+    MAX_TREE_DEPTH,
     MethodRequirements,
     check_pair,
     detect_format,
+    iter_clades,
     method_problems,
+    newick_depth,
+    parse_newick,
     validate_alignment,
     validate_tree,
 )
@@ -107,7 +111,13 @@ def test_protein_detected_and_rejected_by_fel() -> None:
 def test_garbage_is_rejected(text: str) -> None:
     r = validate_alignment(text)
     assert not r.ok and r.sequences == 0
-    assert codes(r)[0] in ("empty", "unrecognized_format", "parse_error", "too_few_sequences")
+    assert codes(r)[0] in (
+        "empty",
+        "unrecognized_format",
+        "parse_error",
+        "too_few_sequences",
+        "declared_size_mismatch",
+    )
 
 
 def test_newick_given_as_alignment() -> None:
@@ -208,3 +218,78 @@ def test_shipped_hyphy_examples() -> None:
     protein = validate_alignment((HYPHY_DATA / "p51.aa").read_text())
     assert protein.data_type == "protein" and protein.ok
     assert codes(method_problems("fel", protein)) == ["wrong_data_type"]
+
+
+# ---------------------------------------------------------------- hostile input
+
+
+@pytest.mark.parametrize(
+    ("text", "announced"),
+    [
+        ("1000000 4\na ACGT\n", "1000000 sequences of 4 sites"),
+        ("999999999 999999999\na ACGT\n", "999999999 sequences of 999999999 sites"),
+        ("4 1000000000\na ACGT\nb ACGT\nc ACGT\nd ACGT\n", "4 sequences of 1000000000 sites"),
+        ("2 " + "9" * 5000 + "\na ACGT\nb ACGT\n", "2 sequences of 1000000000000 sites"),
+        (
+            "#NEXUS\nbegin data; dimensions ntax=2 nchar=999999999; format datatype=dna;\n"
+            "matrix\na ACGT\nb ACGT\n;\nend;\n",
+            "2 sequences of 999999999 sites",
+        ),
+        (
+            "#NEXUS\nbegin taxa; dimensions ntax=99999999; taxlabels a b; end;\n"
+            "begin characters; dimensions nchar=4; format datatype=dna;\n"
+            "matrix\na ACGT\nb ACGT\n;\nend;\n",
+            "99999999 sequences of 4 sites",
+        ),
+    ],
+)
+def test_sizes_a_header_announces_must_fit_in_the_file(text: str, announced: str) -> None:
+    r = validate_alignment(text)
+    (problem,) = r.problems
+    assert problem.code == "declared_size_mismatch" and r.sequences == 0
+    assert announced in problem.message and "non-blank characters" in problem.message
+
+
+def test_headers_that_fit_still_parse() -> None:
+    r = validate_alignment("2 6\na ACGTAC\nb ACGTAA\n")
+    assert r.ok and (r.sequences, r.sites) == (2, 6)
+
+
+def test_nexus_sets_blocks_never_reach_biopython() -> None:
+    # Bio.Nexus would expand this range into a list of a billion positions.
+    text = "#NEXUS\nbegin data; dimensions ntax=2 nchar=6; format datatype=dna;\n"
+    text += "matrix\na ATGAAA\nb ATGAAG\n;\nend;\nbegin sets; charset big = 1-999999999;\nend;\n"
+    r = validate_alignment(text)
+    assert r.ok and (r.sequences, r.sites) == (2, 6)
+
+
+def nested(depth: int, tips: str = "a,b") -> str:
+    return "(" * depth + tips + ")" * depth + ";"
+
+
+@pytest.mark.parametrize("depth", [MAX_TREE_DEPTH + 1, 10_000])
+def test_deep_trees_are_refused_not_recursed(depth: int) -> None:
+    alone = validate_tree(nested(depth))
+    nexus = "#NEXUS\nbegin data; dimensions ntax=2 nchar=3; format datatype=dna;\n"
+    nexus += f"matrix\na ATG\nb ATA\n;\nend;\nbegin trees; tree t = {nested(depth)}\nend;\n"
+    for report in (alone, validate_alignment(nexus), validate_tree(nexus)):
+        assert codes(report) == ["tree_too_deep"], report.problems
+        assert f"nests {depth} levels deep" in report.problems[0].message
+
+
+def test_a_tree_just_under_the_depth_cap_is_walked_without_recursion() -> None:
+    tree = nested(MAX_TREE_DEPTH, "'a (x)',b[&comment (]")  # quoted and commented parens
+    assert newick_depth(tree) == MAX_TREE_DEPTH
+    r = validate_tree(tree)
+    assert r.ok and r.tree_tips == ["a (x)", "b"]
+    clades = list(iter_clades(parse_newick(tree).root))
+    assert (
+        len(clades) == MAX_TREE_DEPTH + 2
+    )  # the nested clades (the outermost is the root), 2 tips
+
+
+def test_invalid_characters_are_counted_beyond_those_listed() -> None:
+    r = validate_alignment(">a\n" + "ACGT" * 30 + "\n>b\n" + "ACG*" * 30 + "\n")
+    (p,) = r.errors
+    assert (p.sequence, p.position) == ("b", 4)
+    assert "has 30 character(s)" in p.message and "4, 8, 12, 16, 20 and 25 more" in p.message

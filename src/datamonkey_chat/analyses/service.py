@@ -22,6 +22,7 @@ from datamonkey_chat.analyses import inputs, runs
 from datamonkey_chat.analyses.hyphy import JobExecutor, LocalHyPhyExecutor, find_hyphy_binary
 from datamonkey_chat.analyses.methods import HyPhyMethod, option_list, registry
 from datamonkey_chat.analyses.methods.base import SERIES_FIELDS
+from datamonkey_chat.analyses.parsing import ParseLimitError, ParsePool
 from datamonkey_chat.analyses.runner import JobRunner, PreparedJob
 from datamonkey_chat.analyses.validation import (
     Problem,
@@ -276,6 +277,7 @@ class AnalysesService:
         self._catalog = load_catalog()
         self._jobs_dir = settings.jobs_dir or settings.data_dir / "jobs"
         # check_against_catalog(self._catalog)  # MERGE-TODO: enable once every module exists
+        self._parsing = ParsePool.from_settings(settings)
         self._runner: JobRunner | None = None
         if executor is not None:
             cores = os.cpu_count() or 1
@@ -305,10 +307,12 @@ class AnalysesService:
         return cls(database, executor, settings)
 
     async def start(self) -> None:
+        self._parsing.warm_up()
         if self._runner is not None:
             await self._runner.start()
 
     async def stop(self) -> None:
+        self._parsing.close()
         if self._runner is not None:
             await self._runner.stop()
 
@@ -318,18 +322,17 @@ class AnalysesService:
     # ------------------------------------------------------------ datasets
 
     async def check_dataset(
-        self, data: bytes, filename: str | None, meta: dict[str, Any] | None = None
+        self,
+        data: bytes,
+        filename: str | None,
+        meta: dict[str, Any] | None = None,
+        client: str | None = None,
     ) -> CheckedDataset:
         """Validate an upload before anything is stored; raises with every problem found.
 
-        Parsing a large alignment takes seconds of CPU: done in a worker thread so the
-        server keeps answering everyone else meanwhile.
+        The parse runs in the parse pool's worker processes (analyses/parsing.py): bounded
+        in time and memory, and `client` (the caller's address) may have only a few at once.
         """
-        return await asyncio.to_thread(self._check_dataset, data, filename, meta)
-
-    def _check_dataset(
-        self, data: bytes, filename: str | None, meta: dict[str, Any] | None
-    ) -> CheckedDataset:
         meta = require_storable_json(meta or {}, "meta")
         require_storable(filename or "", "the file name")
         limit = self._settings.max_upload_bytes
@@ -339,10 +342,16 @@ class AnalysesService:
         text = _decode(data, name)
         declared = meta.get("type")
         kind = _kind(str(declared) if declared is not None else None, text)
-        if kind == "tree":
-            report = validate_tree(text)
-        else:
-            report = validate_alignment(text, self._settings.genetic_code)
+        try:
+            if kind == "tree":
+                report = await self._parsing.run(validate_tree, text, client=client)
+            else:
+                genetic_code = self._settings.genetic_code
+                report = await self._parsing.run(
+                    validate_alignment, text, genetic_code, client=client
+                )
+        except ParseLimitError as exc:
+            raise _refused(name, exc.code, exc.message) from None
         if not report.ok:
             problems = report.problems
             raise ValidationFailedError(problems_message(name, problems), _problem_dicts(problems))

@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from io import StringIO
+from itertools import accumulate, islice
 from typing import Literal
 
 from Bio import Phylo, SeqIO
 from Bio.Data import CodonTable
 from Bio.Nexus import Nexus
+from Bio.Phylo.Newick import Clade, Tree
 from pydantic import BaseModel, Field
 
 Severity = Literal["error", "warning"]
@@ -29,6 +32,10 @@ FileFormat = Literal["fasta", "nexus", "phylip", "newick"]
 
 MAX_PROBLEMS = 200  # a 422 body stays readable; the last entry says how many were cut
 MAX_POSITIONS_LISTED = 5  # per sequence and problem kind
+# Deeper trees are refused (422): recursive tree walkers, Biopython's among them, fail on them.
+# A tree nests at most as deep as it has tips (a perfect ladder); real uploads stay far below.
+MAX_TREE_DEPTH = 2000
+MAX_DECLARED_DIGITS = 12  # sizes in headers: longer numbers are absurd, not worth parsing
 
 NUCLEOTIDE_CHARS = frozenset("ACGTURYSWKMBDHVN")
 PROTEIN_CHARS = frozenset("ACDEFGHIKLMNPQRSTVWYBZJX")
@@ -67,6 +74,16 @@ _TREE_STATEMENT = re.compile(
     r"^\s*u?tree\s+\*?\s*([^=]+?)\s*=\s*(?:\[[^\]]*\]\s*)*(.*)$", re.I | re.S
 )
 _NEXUS_COMMENT = re.compile(r"\[[^\]]*\]")
+# Only these blocks reach Bio.Nexus: SETS/ASSUMPTIONS ranges (charset x = 1-999999999) would
+# be expanded into lists, and nothing outside the matrix is used.
+_NEXUS_DATA_BLOCK = re.compile(
+    r"begin\s+(?:data|characters|taxa)\s*;.*?end(?:block)?\s*;", re.I | re.S
+)
+_NEXUS_DIMENSIONS = re.compile(r"\bdimensions\b([^;]*)", re.I)
+_NEXUS_DIMENSION = re.compile(r"\b(ntax|nchar)\s*=\s*(\d+)", re.I)
+_NEWICK_QUOTED_OR_COMMENT = re.compile(r"'[^']*'|\[[^\]]*\]")
+_WHITESPACE = " \t\r\n\v\f"
+_PAREN_STEP = {"(": 1, ")": -1}
 
 
 class Problem(BaseModel):
@@ -112,6 +129,10 @@ class _Parsed:
     records: list[tuple[str, str]] = field(default_factory=list)
     declared_type: str | None = None
     trees: list[str] = field(default_factory=list)  # Newick text, translate applied
+
+
+class TreeTooDeepError(ValueError):
+    """A tree nested deeper than MAX_TREE_DEPTH."""
 
 
 class _ParseError(Exception):
@@ -176,9 +197,33 @@ def _parse_relaxed_sequential_phylip(text: str) -> list[tuple[str, str]]:
     return records
 
 
+def _present_characters(text: str) -> int:
+    """Non-blank characters: an upper bound on the sequence characters a file holds."""
+    return len(text) - sum(text.count(c) for c in _WHITESPACE)
+
+
+def _declared_number(digits: str) -> int:
+    return int(digits) if len(digits) <= MAX_DECLARED_DIGITS else 10**MAX_DECLARED_DIGITS
+
+
+def _check_declared_size(what: str, ntax: int, nchar: int, text: str) -> None:
+    """Refuse a header whose sizes the file cannot hold, before anything is allocated."""
+    present = _present_characters(text)
+    if ntax * nchar > present:
+        raise _ParseError(
+            _problem(
+                "declared_size_mismatch",
+                f"The {what} announces {ntax} sequences of {nchar} sites "
+                f"({ntax * nchar} characters), but the file holds only {present} "
+                "non-blank characters",
+            )
+        )
+
+
 def _parse_phylip(text: str) -> _Parsed:
-    header = text.strip().split()
-    ntax, nchar = int(header[0]), int(header[1])
+    header = text.lstrip("\ufeff \t\r\n").split("\n", 1)[0].split()
+    ntax, nchar = _declared_number(header[0]), _declared_number(header[1])
+    _check_declared_size("PHYLIP header", ntax, nchar, text)
     best: list[tuple[str, str]] = []
     for records in _phylip_attempts(text):
         if len(records) == ntax and all(len(s) == nchar for _, s in records):
@@ -253,15 +298,26 @@ def _quote_name(name: str) -> str:
     return f"'{name}'" if re.search(r"[\s(),:;\[\]']", name) else name
 
 
+def _check_nexus_dimensions(body: str) -> None:
+    """DIMENSIONS (in DATA, CHARACTERS or TAXA) must fit in the file's characters."""
+    declared = {"ntax": 1, "nchar": 1}
+    for statement in _NEXUS_DIMENSIONS.findall(_NEXUS_COMMENT.sub("", body)):
+        for key, digits in _NEXUS_DIMENSION.findall(statement):
+            key = key.lower()
+            declared[key] = max(declared[key], _declared_number(digits))
+    _check_declared_size("NEXUS DIMENSIONS statement", declared["ntax"], declared["nchar"], body)
+
+
 def _parse_nexus(text: str) -> _Parsed:
     body, trees = _split_nexus_trees(text)
     declared = re.search(r"datatype\s*=\s*(\w+)", body, re.I)
     declared_type = declared.group(1).lower() if declared else None
     if not re.search(r"\bmatrix\b", body, re.I):
         return _Parsed("nexus", [], declared_type, trees)  # a tree-only NEXUS file
+    _check_nexus_dimensions(body)
     try:
         nexus = Nexus.Nexus()
-        nexus.read(body)
+        nexus.read("#NEXUS\n" + "\n".join(_NEXUS_DATA_BLOCK.findall(body)))
         records = [(name, str(nexus.matrix[name])) for name in nexus.taxlabels]
     except Exception:  # Bio.Nexus fails opaquely (even StopIteration) on ragged matrices
         records = _parse_nexus_matrix(body)
@@ -307,16 +363,44 @@ def branch_labels(newick: str) -> list[str]:
     return sorted({m.strip("{}") for m in _ANNOTATION.findall(newick) if m.strip("{} ")})
 
 
-def tree_tips(newick: str) -> list[str]:
-    """Tip names of a Newick tree; raises ValueError when it cannot be parsed."""
+def newick_depth(newick: str) -> int:
+    """How deeply the parentheses of a Newick string nest (quoted labels and comments aside)."""
+    parens = re.findall(r"[()]", _NEWICK_QUOTED_OR_COMMENT.sub("", newick))
+    return max(accumulate(map(_PAREN_STEP.__getitem__, parens)), default=0)
+
+
+def iter_clades(root: Clade) -> Iterator[Clade]:
+    """Every clade under `root` in pre-order, without recursion (Biopython's walkers recurse
+    and fail on deep trees)."""
+    stack = [root]
+    while stack:
+        clade = stack.pop()
+        yield clade
+        stack.extend(reversed(clade.clades))
+
+
+def parse_newick(newick: str) -> Tree:
+    """A Newick tree (HyPhy {labels} removed); ValueError when it cannot be parsed or nests
+    deeper than MAX_TREE_DEPTH. Walk the result with iter_clades, not Biopython's methods."""
     plain = _ANNOTATION.sub("", newick.strip())
     if not plain.endswith(";"):
         plain += ";"
+    depth = newick_depth(plain)
+    if depth > MAX_TREE_DEPTH:
+        raise TreeTooDeepError(
+            f"the Newick tree nests {depth} levels deep; at most {MAX_TREE_DEPTH} are accepted"
+        )
     try:
-        tree = Phylo.read(StringIO(plain), "newick")
+        tree: Tree = Phylo.read(StringIO(plain), "newick")  # Biopython's parser loops
     except Exception as exc:  # Bio.Phylo raises several unrelated types
         raise ValueError(f"the Newick tree could not be parsed: {exc}") from exc
-    tips = [t.name for t in tree.get_terminals()]
+    return tree
+
+
+def tree_tips(newick: str) -> list[str]:
+    """Tip names of a Newick tree; raises ValueError when it cannot be parsed."""
+    tree = parse_newick(newick)
+    tips = [c.name for c in iter_clades(tree.root) if not c.clades]
     if len(tips) < 2 or any(not t for t in tips):
         raise ValueError("the Newick tree needs at least two named tips")
     return [str(t) for t in tips]
@@ -335,15 +419,19 @@ def _detect_type(records: Sequence[tuple[str, str]], declared: str | None) -> Da
         return "nucleotide"
     if declared == "protein":
         return "protein"
-    chars = Counter(c for _, s in records for c in s.upper() if c not in GAP_CHARS)
-    total = sum(chars.values()) or 1
-    nucleotide = sum(n for c, n in chars.items() if c in STRICT_NUCLEOTIDES)
-    return "nucleotide" if nucleotide / total >= 0.9 else "protein"
+    # str.count runs in C: a per-character loop took seconds on a 20 MB alignment
+    total = nucleotide = 0
+    for _, seq in records:
+        upper = seq.upper()
+        total += len(upper) - sum(upper.count(c) for c in GAP_CHARS)
+        nucleotide += sum(upper.count(c) for c in STRICT_NUCLEOTIDES - GAP_CHARS)
+    return "nucleotide" if nucleotide / (total or 1) >= 0.9 else "protein"
 
 
-def _positions_text(positions: list[int]) -> str:
+def _positions_text(positions: list[int], total: int | None = None) -> str:
+    """The first few positions, then how many more (of `total`, default all given)."""
     shown = ", ".join(str(p) for p in positions[:MAX_POSITIONS_LISTED])
-    more = len(positions) - MAX_POSITIONS_LISTED
+    more = (len(positions) if total is None else total) - min(len(positions), MAX_POSITIONS_LISTED)
     return shown + (f" and {more} more" if more > 0 else "")
 
 
@@ -394,18 +482,21 @@ def check_characters(records: Sequence[tuple[str, str]], data_type: DataType) ->
     allowed = (NUCLEOTIDE_CHARS if data_type == "nucleotide" else PROTEIN_CHARS) | GAP_CHARS
     problems = []
     for name, seq in records:
-        bad = [(i + 1, c) for i, c in enumerate(seq) if c.upper() not in allowed]
-        if bad:
-            chars = "".join(sorted({c for _, c in bad}))
-            problems.append(
-                _problem(
-                    "invalid_character",
-                    f"Sequence '{name}' has {len(bad)} character(s) invalid in {data_type} data "
-                    f"('{chars}') at site(s) {_positions_text([p for p, _ in bad])}",
-                    sequence=name,
-                    position=bad[0][0],
-                )
+        invalid = {c for c in set(seq) if c.upper() not in allowed}  # set(): C speed
+        if not invalid:
+            continue
+        finder = re.compile("|".join(map(re.escape, sorted(invalid))))
+        positions = [m.start() + 1 for m in islice(finder.finditer(seq), MAX_POSITIONS_LISTED)]
+        count = sum(seq.count(c) for c in invalid)
+        problems.append(
+            _problem(
+                "invalid_character",
+                f"Sequence '{name}' has {count} character(s) invalid in {data_type} data "
+                f"('{''.join(sorted(invalid))}') at site(s) {_positions_text(positions, count)}",
+                sequence=name,
+                position=positions[0],
             )
+        )
     return problems
 
 
@@ -444,7 +535,7 @@ def check_codons(
 def _stop_codon_problems(
     name: str, seq: str, stops: frozenset[str], genetic_code: str
 ) -> list[Problem]:
-    found = [i // 3 + 1 for i in range(0, len(seq) - 2, 3) if seq[i : i + 3] in stops]
+    found = _stop_codon_indices(seq, stops)
     if not found:
         return []
     last_codon = len(seq.rstrip("-?.")) // 3
@@ -462,6 +553,21 @@ def _stop_codon_problems(
             codon=found[0],
         )
     ]
+
+
+@lru_cache(maxsize=32)
+def _codon_scanner(stops: frozenset[str]) -> re.Pattern[str]:
+    """Matches whole codons up to (not including) the next in-frame stop codon."""
+    return re.compile(r"(?:(?!" + "|".join(sorted(stops)) + r")(?s:...))*+")
+
+
+def _stop_codon_indices(seq: str, stops: frozenset[str]) -> list[int]:
+    """1-based codon indices of in-frame stop codons; the regex skips the others in C."""
+    scanner, found, pos = _codon_scanner(stops), [], 0
+    while (match := scanner.match(seq, pos)) and match.end() + 3 <= len(seq):
+        found.append(match.end() // 3 + 1)
+        pos = match.end() + 3
+    return found
 
 
 def check_tree_against_names(tips: Sequence[str], names: Sequence[str]) -> list[Problem]:
@@ -527,7 +633,8 @@ def _fill_tree(report: ValidationReport, newick: str) -> ValidationReport:
     try:
         report.tree_tips = tree_tips(newick)
     except ValueError as exc:
-        report.problems.append(_problem("tree_parse_error", str(exc)[:300]))
+        code = "tree_too_deep" if isinstance(exc, TreeTooDeepError) else "tree_parse_error"
+        report.problems.append(_problem(code, str(exc)[:300]))
         return report
     report.has_tree = True
     report.tree_newick = newick

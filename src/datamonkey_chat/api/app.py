@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from datamonkey_chat.analyses.service import AnalysesService
 from datamonkey_chat.api.errors import install_error_handlers
-from datamonkey_chat.api.middleware import WireMiddleware
+from datamonkey_chat.api.middleware import BodyLimitMiddleware, WireMiddleware, body_limits
 from datamonkey_chat.api.openapi import install_openapi
 from datamonkey_chat.api.rate_limits import RateLimitMiddleware, RateLimits
 from datamonkey_chat.api.responses import JSONResponse
@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     app.include_router(web.router)  # the chat page at / and /static (not in the OpenAPI doc)
     install_openapi(app, API_PREFIX)
     install_docs(app, f"{API_PREFIX}/docs")
-    app.add_middleware(RateLimitMiddleware, prefix=API_PREFIX)
-    app.add_middleware(WireMiddleware)
+    app.add_middleware(BodyLimitMiddleware, limit_for=body_limits(settings, API_PREFIX))
+    app.add_middleware(RateLimitMiddleware, prefix=API_PREFIX)  # counts before bodies are read
+    app.add_middleware(WireMiddleware)  # outermost: its access line shows the 413s too
     return app

@@ -30,7 +30,8 @@ OWNED = {
 REJECTED = (
     "The file is validated before it is stored. If it has problems the answer is 422 with "
     "`problems`: a list of `{code, message, severity, sequence, position, codon}`, one per "
-    "problem, naming the sequence and the 1-based site; 413 when it is over the size limit."
+    "problem, naming the sequence and the 1-based site; 413 when it is over the size limit; "
+    "429 while the same client address has another upload being checked."
 )
 
 
@@ -62,6 +63,11 @@ def _meta(meta: str | None) -> dict[str, Any]:
             "headers": {SESSION_HEADER: {"schema": {"type": "string"}}},
         },
         413: {"description": "The file is over the upload size limit"},
+        429: {
+            "description": "This client address already has an upload being checked; "
+            "retry after `Retry-After` seconds",
+            "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+        },
         **DATA_PROBLEMS_RESPONSE,
     },
 )
@@ -72,7 +78,9 @@ async def upload_dataset(
     meta: str | None = Form(default=None, description="JSON: name, description, type"),
 ) -> Response:
     data = await file.read(request.app.state.settings.max_upload_bytes + 1)
-    checked = await analyses.check_dataset(data, file.filename, _meta(meta))  # before any session
+    client = request.client.host if request.client else None  # parses in flight per address
+    # Checked before any session starts: a refused file leaves nothing behind.
+    checked = await analyses.check_dataset(data, file.filename, _meta(meta), client=client)
     user_id, headers = await user_or_new_session(request)
     dataset = await analyses.store_dataset(user_id, checked)
     return JSONResponse(dataset, status_code=201, headers=headers)
