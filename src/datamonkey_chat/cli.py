@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from datamonkey_chat.logs import configure_logging
 from datamonkey_chat.settings import Settings, get_settings
 
+WORKER_START_SECONDS = 60
 WORKERS_NEED_POSTGRES = (
     "serve --workers {n}: several processes need PostgreSQL "
     "(DATAMONKEY_CHAT_DATABASE_URL=postgresql+asyncpg://user@host:5432/db). A SQLite "
@@ -60,6 +61,9 @@ def main(argv: list[str] | None = None) -> None:
         host=args.host,
         port=args.port,
         workers=args.workers if args.workers > 1 else None,
+        # a worker's start (imports, migrations, the job runner) takes seconds on a busy
+        # machine; uvicorn's default of 5 s kills and restarts workers that are only slow
+        timeout_worker_healthcheck=WORKER_START_SECONDS,
         # h11 keeps header names as written; httptools lower-cases them, and the generated
         # client reads X-Session-Token from a case-sensitive dict.
         http="h11",
