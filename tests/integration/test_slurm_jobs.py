@@ -8,12 +8,14 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from datamonkey_chat.analyses.hyphy import find_hyphy_binary
 from datamonkey_chat.analyses.slurm import JOB_NAME_PREFIX
 from tests.integration.http_jobs import (
     INTEGRASE,
+    job,
     new_session,
     processes_in,
     start,
@@ -121,3 +123,54 @@ def test_a_server_killed_mid_job_is_followed_by_the_next_not_run_again(
     records = slurm_cluster.finished_jobs(name)  # one Slurm job: it ran once
     assert len(records) == 1 and "JobState=COMPLETED" in records[0], records
     assert stored_job(data_dir, job_id) == (1, slurm_id)  # no second attempt
+
+
+def test_sbatch_arguments_pass_through_and_cancel_is_scancel(
+    tmp_path: Path,
+    slurm_cluster: SlurmCluster,  # noqa: F811
+) -> None:
+    env = {
+        **slurm_env(slurm_cluster),
+        # held in the queue for a minute: cancelled before it ever starts
+        ENV_PREFIX + "SLURM_EXTRA_ARGS": "--begin=now+60 --comment='datamonkey chat test'",
+    }
+    with run_server(tmp_path / "server", env=env) as server:
+        headers, alignment = new_session(server.api_url)
+        job_id = start(server.api_url, headers, "fubar", alignment)
+        name = JOB_NAME_PREFIX + job_id
+        until(lambda: slurm_cluster.state_of(name) == "PENDING", 60, "the job to wait in Slurm")
+        shown = slurm_cluster.command(
+            "scontrol", "show", "job", "-o", stored_job_id(server, job_id)
+        )
+        assert "Comment=datamonkey chat test" in shown and f"JobName={name} " in shown
+        until(
+            lambda: str(job(server.api_url, headers, job_id)["stage"]).startswith(
+                "Waiting in the Slurm queue"
+            ),
+            30,
+            "the job's stage to say it waits in Slurm",
+        )
+        cancelled = httpx.delete(f"{server.api_url}/jobs/{job_id}", headers=headers, timeout=30)
+        assert cancelled.status_code == 200
+        until(lambda: slurm_cluster.state_of(name) == "CANCELLED", 30, "scancel")
+        final = wait_for(server.api_url, headers, job_id)
+    assert (final["status"], final["error_message"]) == ("error", "Cancelled by the user")
+
+
+def test_a_job_slurm_refuses_ends_with_slurms_reason(
+    tmp_path: Path,
+    slurm_cluster: SlurmCluster,  # noqa: F811
+) -> None:
+    env = {**slurm_env(slurm_cluster), ENV_PREFIX + "SLURM_PARTITION": "nosuchpartition"}
+    with run_server(tmp_path / "server", env=env) as server:
+        headers, alignment = new_session(server.api_url)
+        job_id = start(server.api_url, headers, "fubar", alignment)
+        failed = wait_for(server.api_url, headers, job_id, timeout=60)
+    assert failed["status"] == "error"
+    assert failed["error_message"].startswith("Slurm did not accept the job:"), failed
+    assert "nosuchpartition" in failed["error_message"]
+
+
+def stored_job_id(server: Any, job_id: str) -> str:
+    slurm_id = until(lambda: stored_job(server.data_dir, job_id)[1], 30, "the Slurm id stored")
+    return str(slurm_id)

@@ -196,7 +196,8 @@ class SlurmJob:
                 return await self._ended(state)
             if state.state == "PENDING" and not self._queued_reported and self._on_progress:
                 self._queued_reported = True
-                self._on_progress(f"Waiting in the Slurm queue ({state.reason})", None)
+                why = f" ({state.reason})" if state.reason not in ("", "None") else ""
+                self._on_progress(f"Waiting in the Slurm queue{why}", None)
             await asyncio.sleep(self._executor.poll_seconds)
 
     async def _ended(self, state: SlurmState | None) -> HyPhyResult:
@@ -349,7 +350,7 @@ class SlurmExecutor:
         """The job's state, or None when Slurm no longer knows the job (it was purged)."""
         code, out, err = await run_command(["scontrol", "show", "job", "-o", slurm_id])
         if code != 0:
-            if "Invalid job id" in err:
+            if "Invalid job id" in err + out:
                 return None
             raise SlurmError(f"scontrol show job {slurm_id} failed: {err.strip()}")
         return parse_state(parse_scontrol(out))
