@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ from datamonkey_chat.domain.clock import now_ms
 from datamonkey_chat.storage import repository
 from datamonkey_chat.storage.db import Database
 from datamonkey_chat.storage.models import JobRow
+from tests.conftest import POSTGRES_URL, _reset_postgres
 
 
 class HandleDouble:
@@ -417,3 +419,29 @@ async def test_a_database_blip_at_the_end_loses_no_result(
     assert failures == ["j1", "j1"] and json.loads(row.result or "{}") == {"answer": 42}
     assert executor.started == ["j1"]  # recorded, not run again
     await runner.stop()
+
+
+async def test_claims_on_postgresql_skip_the_rows_another_claim_holds() -> None:
+    try:
+        await asyncio.to_thread(_reset_postgres, POSTGRES_URL)  # it runs its own loop
+    except OSError as exc:  # CI always has PostgreSQL; a laptop may not
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    database = Database(POSTGRES_URL)
+    try:
+        await database.migrate()
+        for i in range(4):
+            await add_job(database, f"j{i}", created_ms=i)
+        async with database.transaction() as first:
+            mine = await repository.claim_queued_jobs(first, "runner-a", now_ms(), 2)
+            # the first claim is not committed yet: the second takes other rows, at once
+            async with database.transaction() as second:
+                theirs = await asyncio.wait_for(
+                    repository.claim_queued_jobs(second, "runner-b", now_ms(), 2), timeout=10
+                )
+        assert (mine, theirs) == (["j0", "j1"], ["j2", "j3"])
+        owners = {f"j{i}": (await job(database, f"j{i}")).runner_id for i in range(4)}
+        assert owners == {"j0": "runner-a", "j1": "runner-a", "j2": "runner-b", "j3": "runner-b"}
+    finally:
+        await database.dispose()

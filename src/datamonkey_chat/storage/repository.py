@@ -206,17 +206,19 @@ async def claim_queued_jobs(db: AsyncSession, runner_id: str, now_ms: int, limit
     On PostgreSQL the rows are picked with FOR UPDATE SKIP LOCKED, so runners of several
     processes claiming at once each take different jobs instead of waiting on each other.
     """
-    oldest = (
+    # A CTE, not `id IN (subquery)`: with the locking subquery inside IN, PostgreSQL 15 was
+    # seen claiming every queued job, LIMIT or not. A CTE is run once, as written.
+    picked = (
         select(JobRow.id)
         .where(JobRow.status == "queued")
         .order_by(JobRow.created_ms, JobRow.id)
         .limit(limit)
         .with_for_update(skip_locked=True)  # SQLite: no row locks, one writer at a time
-        .scalar_subquery()
+        .cte("picked")
     )
     result = await db.execute(
         update(JobRow)
-        .where(JobRow.id.in_(oldest), JobRow.status == "queued")
+        .where(JobRow.id == picked.c.id, JobRow.status == "queued")
         .values(
             status="running",
             runner_id=runner_id,
