@@ -60,7 +60,9 @@ MAX_ATTEMPTS = 2
 HEARTBEAT_SECONDS = 5.0
 STALE_AFTER_HEARTBEATS = 6  # six missed heartbeats: the runner that owned the job is gone
 PROGRESS_WRITE_SECONDS = 1.0
-RESTART_MESSAGE = "Server restarted while the job was running"
+RESTART_MESSAGE = (
+    "The server running this job stopped while it ran, twice; it was not started again"
+)
 RESTARTED_NOTE = "The server restarted while this job ran; it was started again."
 RECORD_RETRY_MAX_SECONDS = 30.0
 MAX_PROGRESS_BEFORE_DONE = 0.99
