@@ -246,6 +246,8 @@ class JobRunner:
         for row in stale:  # usually none: looking takes no writer slot
             if self._stopping:
                 return
+            if row.id in self._running:
+                continue  # ours, alive: its heartbeat only missed a database blip
             async with self._database.transaction() as db:
                 mine = await repository.recover_job(
                     db, row.id, cutoff, {"runner_id": self.runner_id, "heartbeat_ms": now_ms()}
