@@ -279,7 +279,12 @@ class JobRunner:
                 "notes": json.dumps([*notes, RESTARTED_NOTE]),
             }
         else:
-            values = {"status": "error", "error_message": RESTART_MESSAGE, "finished_ms": now_ms()}
+            values = {
+                "status": "error",
+                "error_message": RESTART_MESSAGE,
+                "runner_id": None,
+                "finished_ms": now_ms(),
+            }
         async with self._database.transaction() as db:
             await repository.update_running_job(db, job_id, self.runner_id, values)
         log.warning("job %s was left running by a dead runner: %s", job_id, values["status"])
@@ -309,7 +314,8 @@ class JobRunner:
             prepared = await self._prepare(job_id)
         except Exception as exc:
             log.exception("could not prepare adopted job %s", job_id)
-            await self._fail(job_id, str(exc) if isinstance(exc, ValueError) else "Job lost")
+            reason = str(exc) if isinstance(exc, ValueError) else ""
+            await self._fail(job_id, reason or "The job's inputs could not be prepared")
             return
         await self._record_or_leave(job_id, prepared, await handle.wait())
 
