@@ -24,7 +24,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,11 +58,11 @@ def free_port() -> int:
         return port
 
 
-def serve_command(port: int) -> list[str]:
+def serve_command(port: int, extra_args: Sequence[str] = ()) -> list[str]:
     """The installed console script next to this interpreter (the venv's), else `-m`."""
     script = shutil.which("datamonkey-chat", path=str(Path(sys.executable).parent))
     base = [script] if script else [sys.executable, "-m", "datamonkey_chat"]
-    return [*base, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    return [*base, "serve", "--host", "127.0.0.1", "--port", str(port), *extra_args]
 
 
 def server_env(data_dir: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -99,6 +99,7 @@ def run_server(
     env: Mapping[str, str] | None = None,
     startup_timeout: float = 60.0,
     attempts: int = 3,
+    extra_args: Sequence[str] = (),
 ) -> Iterator[LiveServer]:
     """Start the server, wait until /api/v1/health answers, yield it, terminate it."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -108,7 +109,7 @@ def run_server(
         port = free_port()
         with log_path.open("ab") as log:
             process = subprocess.Popen(
-                serve_command(port),
+                serve_command(port, extra_args),
                 cwd=data_dir,
                 env=server_env(data_dir, env),
                 stdout=log,
@@ -145,3 +146,36 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     no_limits = {"DATAMONKEY_CHAT_RATE_LIMITS": "false"}
     with run_server(tmp_path_factory.mktemp("live-server"), env=no_limits) as server:
         yield server.url
+
+
+@contextmanager
+def run_servers(
+    data_dirs: Sequence[Path], env: Mapping[str, str] | None = None, startup_timeout: float = 90.0
+) -> Iterator[list[LiveServer]]:
+    """Start one server per data directory all at once (no waiting in between), wait until
+    each answers, yield them, terminate them. A server that exits at start fails it."""
+    servers: list[LiveServer] = []
+    try:
+        for data_dir in data_dirs:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            log_path = data_dir / "server.log"
+            port = free_port()
+            with log_path.open("ab") as log:
+                process = subprocess.Popen(
+                    serve_command(port),
+                    cwd=data_dir,
+                    env=server_env(data_dir, env),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            servers.append(LiveServer(f"http://127.0.0.1:{port}", data_dir, log_path, process))
+        deadline = time.monotonic() + startup_timeout
+        for server in servers:
+            while not _answers(server.url + HEALTH_PATH):
+                if server.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"a server did not start; its log:\n{server.log()}")
+                time.sleep(0.1)
+        yield servers
+    finally:
+        for server in servers:
+            _stop(server.process)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -99,6 +100,28 @@ class Settings(BaseSettings):
     job_poll_seconds: float = Field(
         default=1.0, description="How often the job runner looks for queued jobs"
     )
+    job_heartbeat_seconds: float = Field(
+        default=5.0,
+        description="How often a runner marks its jobs alive; a job silent for six of these "
+        "belonged to a process that died and is taken over by another",
+    )
+
+    # Where HyPhy runs: this machine, or a Slurm cluster (jobs_dir on storage every node sees)
+    job_executor: Literal["local", "slurm"] = "local"
+    slurm_partition: str | None = None
+    slurm_cpus_per_job: int = Field(default=1, ge=1)
+    slurm_time_limit: str | None = Field(
+        default=None,
+        description="sbatch --time (e.g. '2:00:00'); default: JOB_TIME_LIMIT_SECONDS rounded "
+        "up to minutes",
+    )
+    slurm_extra_args: str = Field(
+        default="", description="More sbatch arguments, split like a shell would (no shell runs)"
+    )
+    slurm_hyphy_binary: str | None = Field(
+        default=None, description="HyPhy as the compute nodes see it; default: HYPHY_BINARY's"
+    )
+    slurm_poll_seconds: float = Field(default=2.0, description="How often Slurm jobs are polled")
 
     # Logging
     log_level: str = "INFO"

@@ -5,23 +5,32 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 
 from datamonkey_chat.analyses.hyphy import HyPhyJobSpec, HyPhyResult, ProgressCallback
-from datamonkey_chat.analyses.runner import RESTART_MESSAGE, JobRunner, PreparedJob
+from datamonkey_chat.analyses.runner import (
+    RESTART_MESSAGE,
+    RESTARTED_NOTE,
+    JobRunner,
+    PreparedJob,
+)
 from datamonkey_chat.domain.clock import now_ms
 from datamonkey_chat.storage import repository
 from datamonkey_chat.storage.db import Database
 from datamonkey_chat.storage.models import JobRow
+from tests.conftest import POSTGRES_URL, _reset_postgres
 
 
 class HandleDouble:
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
+        self.external_id: str | None = None
         self.outcome: asyncio.Future[HyPhyResult] = asyncio.get_running_loop().create_future()
 
     async def wait(self) -> HyPhyResult:
@@ -29,9 +38,17 @@ class HandleDouble:
 
 
 class ExecutorDouble:
-    """Starts nothing: each job waits until the test finishes it (or it is cancelled)."""
+    """Starts nothing: each job waits until the test finishes it (or it is cancelled).
+
+    `survives_restart` and `adoptable` make it behave like Slurm: runs outlive the runner,
+    and a new runner adopts the runs named in `adoptable`."""
+
+    survives_restart = False
 
     def __init__(self) -> None:
+        self.adoptable: dict[str, HyPhyResult | None] = {}  # None: still running
+        self.adopted: list[str] = []
+        self.detached: list[str] = []
         self.handles: dict[str, HandleDouble] = {}
         self.started: list[str] = []
         self.progress: dict[str, ProgressCallback | None] = {}
@@ -52,6 +69,22 @@ class ExecutorDouble:
 
     def _ended(self) -> None:
         self.live -= 1
+
+    async def adopt(
+        self, job_id: str, external_id: str | None, on_progress: ProgressCallback | None = None
+    ) -> HandleDouble | None:
+        if job_id not in self.adoptable:
+            return None
+        self.adopted.append(job_id)
+        handle = HandleDouble(job_id)
+        self.handles[job_id] = handle
+        finished = self.adoptable[job_id]
+        if finished is not None:
+            handle.outcome.set_result(finished)
+        return handle
+
+    async def detach(self, job_id: str) -> None:
+        self.detached.append(job_id)
 
     async def cancel(self, job_id: str) -> bool:
         handle = self.handles.get(job_id)
@@ -305,3 +338,110 @@ async def test_an_idle_runner_writes_nothing(
     await asyncio.sleep(0.3)  # several heartbeats and recovery checks
     await runner.stop()
     assert commits == []
+
+
+async def test_a_stale_job_is_adopted_not_run_again_and_a_lost_one_runs_again_with_a_note(
+    database: Database, make_runner: Callable[..., JobRunner]
+) -> None:
+    stale = now_ms() - 3_600_000
+    await add_job(
+        database, "followed", status="running", attempts=1, heartbeat_ms=stale, slurm_job_id="7"
+    )
+    await add_job(database, "finished", status="running", attempts=1, heartbeat_ms=stale)
+    await add_job(database, "lost", status="running", attempts=1, heartbeat_ms=stale)
+    executor = ExecutorDouble()
+    executor.adoptable = {
+        "followed": None,  # still running in the executor
+        "finished": HyPhyResult("finished", "completed", result={"answer": 42}),
+    }
+    runner = make_runner(executor)
+    await runner.start()
+    done = await until_status(database, "finished", "completed")
+    assert json.loads(done.summary or "{}") == {"summary_text": "fel says 42"}
+    await until(lambda: "lost" in executor.started)  # nothing to follow: it ran again
+    lost = await job(database, "lost")
+    assert lost.attempts == 2 and json.loads(lost.notes or "[]") == [RESTARTED_NOTE]
+    assert sorted(executor.adopted) == ["finished", "followed"]
+    assert "followed" not in executor.started  # followed, not started a second time
+    executor.handles["followed"].outcome.set_result(
+        HyPhyResult("followed", "completed", result={"answer": 42})
+    )
+    followed = await until_status(database, "followed", "completed")
+    assert (followed.attempts, followed.runner_id) == (1, runner.runner_id)
+    await runner.stop()
+
+
+async def test_shutdown_leaves_surviving_runs_running_for_the_next_runner(
+    database: Database, make_runner: Callable[..., JobRunner]
+) -> None:
+    executor = ExecutorDouble()
+    executor.survives_restart = True
+    first = make_runner(executor)
+    await add_job(database, "j1")
+    await first.start()
+    await until(lambda: "j1" in executor.handles)
+    await until_status(database, "j1", "running")
+    await first.stop()
+    assert executor.detached == ["j1"]
+    assert not executor.handles["j1"].outcome.done()  # not cancelled
+    row = await job(database, "j1")
+    assert (row.status, row.attempts, row.heartbeat_ms) == ("running", 1, 0)  # released
+
+    executor.adoptable = {"j1": HyPhyResult("j1", "completed", result={"answer": 42})}
+    second = make_runner(executor)
+    await second.start()  # adopts at once: a released job need not go stale first
+    row = await until_status(database, "j1", "completed")
+    assert row.attempts == 1 and executor.started == ["j1"]
+    await second.stop()
+
+
+async def test_a_database_blip_at_the_end_loses_no_result(
+    database: Database, make_runner: Callable[..., JobRunner], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = repository.update_running_job
+    failures: list[str] = []
+
+    async def failing_twice(db: Any, job_id: str, runner_id: str, values: dict[str, Any]) -> bool:
+        if values.get("status") == "completed" and len(failures) < 2:
+            failures.append(job_id)
+            raise OperationalError("UPDATE jobs", {}, ConnectionError("database went away"))
+        return await real(db, job_id, runner_id, values)
+
+    monkeypatch.setattr(repository, "update_running_job", failing_twice)
+    monkeypatch.setattr("datamonkey_chat.analyses.runner.RECORD_RETRY_MAX_SECONDS", 0.1)
+    executor = ExecutorDouble()
+    runner = make_runner(executor)
+    await add_job(database, "j1")
+    await runner.start()
+    await until(lambda: "j1" in executor.handles)
+    executor.finish("j1")
+    row = await until_status(database, "j1", "completed")
+    assert failures == ["j1", "j1"] and json.loads(row.result or "{}") == {"answer": 42}
+    assert executor.started == ["j1"]  # recorded, not run again
+    await runner.stop()
+
+
+async def test_claims_on_postgresql_skip_the_rows_another_claim_holds() -> None:
+    try:
+        await asyncio.to_thread(_reset_postgres, POSTGRES_URL)  # it runs its own loop
+    except OSError as exc:  # CI always has PostgreSQL; a laptop may not
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    database = Database(POSTGRES_URL)
+    try:
+        await database.migrate()
+        for i in range(4):
+            await add_job(database, f"j{i}", created_ms=i)
+        async with database.transaction() as first:
+            mine = await repository.claim_queued_jobs(first, "runner-a", now_ms(), 2)
+            # the first claim is not committed yet: the second takes other rows, at once
+            async with database.transaction() as second:
+                theirs = await asyncio.wait_for(
+                    repository.claim_queued_jobs(second, "runner-b", now_ms(), 2), timeout=10
+                )
+        assert (mine, theirs) == (["j0", "j1"], ["j2", "j3"])
+        owners = {f"j{i}": (await job(database, f"j{i}")).runner_id for i in range(4)}
+        assert owners == {"j0": "runner-a", "j1": "runner-a", "j2": "runner-b", "j3": "runner-b"}
+    finally:
+        await database.dispose()

@@ -22,6 +22,7 @@ import pty
 import re
 import shutil
 import signal
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -124,18 +125,38 @@ class HyPhyResult:
 
 class JobHandle(Protocol):
     job_id: str
+    external_id: str | None  # the executor's own id for the run (Slurm's job id), if any
 
     async def wait(self) -> HyPhyResult: ...
 
 
 class JobExecutor(Protocol):
-    """Runs analyses somewhere (this machine now; a Slurm cluster later)."""
+    """Runs analyses somewhere: this machine (LocalHyPhyExecutor) or Slurm (SlurmExecutor).
+
+    Every run has its directory `jobs_dir/<job id>`; a run that ended wrote `exit_code`
+    there (and HyPhy its `result.json`), so a finished run can be collected by any process.
+    """
+
+    # True when runs go on without the server that started them (Slurm): shutdown then
+    # leaves them running for the next server to follow, instead of killing them.
+    survives_restart: bool
 
     async def start(
         self, spec: HyPhyJobSpec, on_progress: ProgressCallback | None = None
     ) -> JobHandle: ...
 
+    async def adopt(
+        self, job_id: str, external_id: str | None, on_progress: ProgressCallback | None = None
+    ) -> JobHandle | None:
+        """Follow a run another (dead) server started, or collect it if it finished;
+        None when there is nothing to follow (the job must run again)."""
+        ...
+
     async def cancel(self, job_id: str) -> bool: ...
+
+    async def detach(self, job_id: str) -> None:
+        """Stop following a run without stopping it (shutdown with survives_restart)."""
+        ...
 
 
 # ---------------------------------------------------------------- command line
@@ -215,6 +236,130 @@ def read_result_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+EXIT_CODE_FILE = "exit_code"  # written when HyPhy exited by itself: the run is over
+STDOUT_FILE = "stdout.log"
+RESULT_FILE = "result.json"
+
+
+def read_exit_code(workdir: Path) -> int | None:
+    try:
+        return int((workdir / EXIT_CODE_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def write_exit_code(workdir: Path, code: int) -> None:
+    """Atomically, so a reader never sees half a file."""
+    partial = workdir / (EXIT_CODE_FILE + ".partial")
+    partial.write_text(f"{code}\n")
+    partial.replace(workdir / EXIT_CODE_FILE)
+
+
+def failure_reason(workdir: Path, exit_code: int | None) -> str:
+    """HyPhy's own error text (its output, then errors.log), else what is known."""
+
+    def read(name: str) -> str:
+        path = workdir / name
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    reason = error_reason(read(STDOUT_FILE), read("errors.log"))
+    if reason:
+        return reason
+    if exit_code == 0:
+        return "HyPhy finished but wrote no readable result JSON"
+    return f"HyPhy exited with code {exit_code} without an error message"
+
+
+def collect_result(
+    job_id: str, workdir: Path, exit_code: int | None, duration_seconds: float = 0.0
+) -> HyPhyResult:
+    """The outcome of a run that ended by itself, from the files in its directory."""
+    output = workdir / RESULT_FILE
+    result = HyPhyResult(
+        job_id=job_id,
+        status="error",
+        exit_code=exit_code,
+        duration_seconds=duration_seconds,
+        workdir=workdir,
+        output_path=output,
+    )
+    if exit_code == 0 and (data := read_result_json(output)):
+        result.status, result.result = "completed", data
+    else:
+        result.error = failure_reason(workdir, exit_code)
+    return result
+
+
+@dataclass
+class FinishedJob:
+    """A handle on a run that had already ended when this process found it."""
+
+    job_id: str
+    result: HyPhyResult
+    external_id: str | None = None
+
+    async def wait(self) -> HyPhyResult:
+        return self.result
+
+
+def safe_workdir(jobs_dir: Path, job_id: str) -> Path:
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", job_id):
+        raise ValueError(f"job id '{job_id}' is not a safe directory name")
+    return jobs_dir / job_id
+
+
+def fresh_workdir(jobs_dir: Path, job_id: str) -> Path:
+    workdir = safe_workdir(jobs_dir, job_id)
+    if workdir.exists():
+        shutil.rmtree(workdir)  # a re-queued job starts clean (no stale caches)
+    workdir.mkdir(parents=True)
+    return workdir
+
+
+def stage_input(source: Path, workdir: Path) -> Path:
+    """Inputs go in the job directory: HyPhy writes its .cache files beside them."""
+    target = workdir / source.name
+    if source.resolve() != target.resolve():
+        shutil.copyfile(source, target)
+    return target
+
+
+# ---------------------------------------------------------------- dying with the server
+
+_PR_SET_PDEATHSIG = 1
+_libc: Any = None
+
+
+def _load_libc() -> Any:
+    """libc for prctl, loaded in the parent (loading a library after fork is unsafe)."""
+    global _libc
+    if _libc is None:
+        import ctypes
+        import ctypes.util
+
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    return _libc
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A preexec_fn that has the kernel SIGKILL the child when this process dies.
+
+    So a server killed with `kill -9` takes its HyPhy runs with it: another server then
+    runs the job again, never alongside a leftover run. Linux only (elsewhere: None).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = _load_libc()
+    parent = os.getpid()
+
+    def preexec() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
 # ---------------------------------------------------------------- local executor
 
 
@@ -271,6 +416,7 @@ class LocalHyPhyJob:
         use_pty: bool,
     ) -> None:
         self.job_id = spec.job_id
+        self.external_id: str | None = None
         self.spec = spec
         self.workdir = workdir
         self._binary = binary
@@ -281,9 +427,9 @@ class LocalHyPhyJob:
         self._task: asyncio.Task[HyPhyResult] | None = None
 
     async def _launch(self) -> None:
-        alignment = self._stage_input(self.spec.alignment)
-        tree = self._stage_input(self.spec.tree) if self.spec.tree else None
-        self.output = self.workdir / "result.json"
+        alignment = stage_input(self.spec.alignment, self.workdir)
+        tree = stage_input(self.spec.tree, self.workdir) if self.spec.tree else None
+        self.output = self.workdir / RESULT_FILE
         argv = build_command(self._binary, self.spec, alignment, tree, self.output)
         (self.workdir / "command.txt").write_text(" ".join(argv) + "\n")
         read_fd, write_fd = pty.openpty() if self._use_pty else os.pipe()
@@ -295,6 +441,7 @@ class LocalHyPhyJob:
                 stdout=write_fd,
                 stderr=write_fd,
                 start_new_session=True,  # own process group: kill it whole
+                preexec_fn=die_with_parent(),
                 env={**os.environ, "TERM": "dumb"},
             )
         except BaseException:
@@ -305,12 +452,6 @@ class LocalHyPhyJob:
         self._stream = _OutputStream(read_fd)
         self._started = time.monotonic()
         self._task = asyncio.create_task(self._supervise())
-
-    def _stage_input(self, source: Path) -> Path:
-        target = self.workdir / source.name
-        if source.resolve() != target.resolve():
-            shutil.copyfile(source, target)
-        return target
 
     def add_done_callback(self, callback: Callable[[], object]) -> None:
         assert self._task is not None, "job was not started"
@@ -337,7 +478,7 @@ class LocalHyPhyJob:
 
     async def _supervise(self) -> HyPhyResult:
         tail: deque[str] = deque(maxlen=200)
-        log_path = self.workdir / "stdout.log"
+        log_path = self.workdir / STDOUT_FILE
         reader = asyncio.create_task(self._pump(tail, log_path))
         timed_out = False
         try:
@@ -349,6 +490,10 @@ class LocalHyPhyJob:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(reader, 5.0)  # grandchildren may hold the pty open
             self._stream.close()
+        code = self._process.returncode if self._process else None
+        if code is not None and not (timed_out or self._cancelled):
+            # the run is over: a process that takes over the job collects it from here
+            write_exit_code(self.workdir, code)
         return self._outcome(timed_out, "\n".join(tail))
 
     async def _wait_process(self) -> None:
@@ -367,37 +512,25 @@ class LocalHyPhyJob:
 
     def _outcome(self, timed_out: bool, stdout_tail: str) -> HyPhyResult:
         assert self._process is not None
-        result = HyPhyResult(
-            job_id=self.job_id,
-            status="error",
-            exit_code=self._process.returncode,
-            duration_seconds=round(time.monotonic() - self._started, 3),
-            workdir=self.workdir,
-            output_path=self.output,
-            stdout_tail=stdout_tail[-4000:],
-        )
-        if self._cancelled:
-            result.status, result.error = "cancelled", "Cancelled"
-        elif timed_out:
-            result.status = "timeout"
-            result.error = f"Time limit of {self.spec.time_limit_seconds:g} s exceeded"
-        elif self._process.returncode == 0 and (data := read_result_json(self.output)):
-            result.status, result.result = "completed", data
+        duration = round(time.monotonic() - self._started, 3)
+        if self._cancelled or timed_out:
+            result = HyPhyResult(
+                job_id=self.job_id,
+                status="cancelled" if self._cancelled else "timeout",
+                exit_code=self._process.returncode,
+                duration_seconds=duration,
+                workdir=self.workdir,
+                output_path=self.output,
+            )
+            result.error = (
+                "Cancelled"
+                if self._cancelled
+                else f"Time limit of {self.spec.time_limit_seconds:g} s exceeded"
+            )
         else:
-            result.error = self._failure_reason(stdout_tail)
+            result = collect_result(self.job_id, self.workdir, self._process.returncode, duration)
+        result.stdout_tail = stdout_tail[-4000:]
         return result
-
-    def _failure_reason(self, stdout_tail: str) -> str:
-        errors_log = self.workdir / "errors.log"
-        log_text = errors_log.read_text(errors="replace") if errors_log.exists() else ""
-        full = (self.workdir / "stdout.log").read_text(errors="replace")
-        reason = error_reason(full, log_text)
-        if reason:
-            return reason
-        code = self._process.returncode if self._process else None
-        if code == 0:
-            return "HyPhy finished but wrote no readable result JSON"
-        return f"HyPhy exited with code {code} without an error message"
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
@@ -406,7 +539,14 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
 
 
 class LocalHyPhyExecutor:
-    """`JobExecutor` that runs HyPhy processes on this machine, one directory per job."""
+    """`JobExecutor` that runs HyPhy processes on this machine, one directory per job.
+
+    A run dies with the server process that started it (see `die_with_parent`), so after
+    a crash there is nothing to follow: `adopt` collects a run that had finished, and
+    otherwise the job runs again.
+    """
+
+    survives_restart = False
 
     def __init__(
         self,
@@ -439,21 +579,21 @@ class LocalHyPhyExecutor:
             )
         if spec.time_limit_seconds is None and self.default_time_limit:
             spec = replace(spec, time_limit_seconds=self.default_time_limit)
-        workdir = self._fresh_workdir(spec.job_id)
+        workdir = fresh_workdir(self.jobs_dir, spec.job_id)
         job = LocalHyPhyJob(spec, self.binary, workdir, on_progress, self.use_pty)
         await job._launch()
         self._jobs[spec.job_id] = job
         job.add_done_callback(lambda: self._jobs.pop(spec.job_id, None))
         return job
 
-    def _fresh_workdir(self, job_id: str) -> Path:
-        if not re.fullmatch(r"[A-Za-z0-9_-]+", job_id):
-            raise ValueError(f"job id '{job_id}' is not a safe directory name")
-        workdir = self.jobs_dir / job_id
-        if workdir.exists():
-            shutil.rmtree(workdir)  # a re-queued job starts clean (no stale caches)
-        workdir.mkdir(parents=True)
-        return workdir
+    async def adopt(
+        self, job_id: str, external_id: str | None, on_progress: ProgressCallback | None = None
+    ) -> FinishedJob | None:
+        workdir = safe_workdir(self.jobs_dir, job_id)
+        code = read_exit_code(workdir)
+        if code is None:
+            return None  # HyPhy died with the server that ran it
+        return FinishedJob(job_id, collect_result(job_id, workdir, code))
 
     async def cancel(self, job_id: str) -> bool:
         job = self._jobs.get(job_id)
@@ -461,6 +601,9 @@ class LocalHyPhyExecutor:
             return False
         await job.cancel()
         return True
+
+    async def detach(self, job_id: str) -> None:
+        await self.cancel(job_id)  # a local run cannot outlive its server
 
     async def run(
         self, spec: HyPhyJobSpec, on_progress: ProgressCallback | None = None

@@ -12,6 +12,7 @@ import asyncio
 import csv
 import io
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -24,6 +25,7 @@ from datamonkey_chat.analyses.methods import HyPhyMethod, option_list, registry
 from datamonkey_chat.analyses.methods.base import SERIES_FIELDS
 from datamonkey_chat.analyses.parsing import ParseLimitError, ParsePool
 from datamonkey_chat.analyses.runner import JobRunner, PreparedJob
+from datamonkey_chat.analyses.slurm import SlurmExecutor, split_extra_args
 from datamonkey_chat.analyses.validation import (
     Problem,
     ValidationReport,
@@ -48,6 +50,8 @@ from datamonkey_chat.storage import repository
 from datamonkey_chat.storage.db import Database
 from datamonkey_chat.storage.models import DatasetRow, JobRow
 
+log = logging.getLogger(__name__)
+
 CANCELLED_MESSAGE = "Cancelled by the user"
 HYPHY_MISSING = (
     "HyPhy is not installed on this server, so analyses cannot run. The admin installs it "
@@ -67,6 +71,7 @@ KIND_BY_TYPE = {
 }
 DERIVED_NOTE = "Saved {count} alignment(s) from this result as your datasets: {ids}."
 JOB_FILTERS = ("alignment_id", "tree_id", "method", "status")
+SLURM_DEFAULT_SUBMITTED = 100
 
 
 # ---------------------------------------------------------------- errors
@@ -207,6 +212,23 @@ def job_json(row: JobRow, summary: str = "none") -> dict[str, Any]:
     return body
 
 
+def slurm_executor(settings: Settings) -> SlurmExecutor | None:
+    """The Slurm executor, or None (logged) when this machine cannot submit jobs."""
+    if shutil.which("sbatch") is None:
+        log.error("DATAMONKEY_CHAT_JOB_EXECUTOR=slurm, but sbatch is not on PATH")
+        return None
+    local_binary = find_hyphy_binary(settings)
+    return SlurmExecutor(
+        jobs_dir=(settings.jobs_dir or settings.data_dir / "jobs").resolve(),
+        hyphy_binary=settings.slurm_hyphy_binary or str(local_binary or "hyphy"),
+        partition=settings.slurm_partition,
+        cpus_per_job=settings.slurm_cpus_per_job,
+        time_limit=settings.slurm_time_limit,
+        extra_args=split_extra_args(settings.slurm_extra_args),
+        poll_seconds=settings.slurm_poll_seconds,
+    )
+
+
 def compute_summary(
     prepared: PreparedJob, data: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -290,21 +312,31 @@ class AnalysesService:
                 cpus_per_job=max(1, cores // max(1, settings.max_concurrent_jobs)),
                 time_limit_seconds=settings.job_time_limit_seconds,
                 poll_seconds=settings.job_poll_seconds,
+                heartbeat_seconds=settings.job_heartbeat_seconds,
                 on_completed=self._store_derived_datasets,
             )
 
     @classmethod
     def from_settings(cls, database: Database, settings: Settings) -> AnalysesService:
-        """With the local HyPhy executor when HyPhy is installed, else without a runner."""
+        """With the configured executor (local HyPhy or Slurm) when it can run, else
+        without a runner (health says so; starting an analysis answers 503)."""
+        if settings.job_executor == "slurm":
+            executor = slurm_executor(settings)
+            if "max_concurrent_jobs" not in settings.model_fields_set:
+                # Slurm queues the jobs: this is how many each process keeps submitted
+                settings = settings.model_copy(
+                    update={"max_concurrent_jobs": SLURM_DEFAULT_SUBMITTED}
+                )
+            return cls(database, executor, settings)
         binary = find_hyphy_binary(settings)
-        executor = None
+        local = None
         if binary is not None:
-            executor = LocalHyPhyExecutor(
+            local = LocalHyPhyExecutor(
                 jobs_dir=settings.jobs_dir or settings.data_dir / "jobs",
                 binary=binary,
                 default_time_limit=settings.job_time_limit_seconds,
             )
-        return cls(database, executor, settings)
+        return cls(database, local, settings)
 
     async def start(self) -> None:
         self._parsing.warm_up()

@@ -277,6 +277,8 @@ class ConversationService:
         events = [event.as_dict() for event in reply.tool_events]
         try:
             async with self._database.transaction() as db:
+                # other server processes' turns to this conversation: wait, then follow them
+                await repository.lock_conversation_for_turn(db, conversation_id)
                 seq = await repository.next_message_seq(db, conversation_id)
                 question = MessageRow(
                     conversation_id=conversation_id,

@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import (
 )
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Any constant both sides agree on: server processes starting together take turns migrating.
+MIGRATION_LOCK_KEY = 0x646D632D6D6967  # "dmc-mig"
 
 
 def _enable_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -83,8 +85,16 @@ class Database:
             yield connection
 
     async def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revision."""
+        """Bring the schema to the newest Alembic revision.
+
+        On PostgreSQL under a transaction-level advisory lock: processes started together
+        wait for the first to finish, then find the schema at head and do nothing.
+        """
         async with self.engine.begin() as connection:
+            if not self.is_sqlite:
+                await connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                )
             await connection.run_sync(_upgrade_to_head)
 
     async def ping(self) -> bool:

@@ -110,6 +110,9 @@ class JobRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     runner_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     heartbeat_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # The executor's id for the run (Slurm's job id): a restarted server follows that run
+    # instead of starting the job again.
+    slurm_job_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_ms: Mapped[int] = mapped_column(BigInteger)
     started_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     finished_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

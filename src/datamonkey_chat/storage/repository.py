@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
@@ -66,6 +67,20 @@ async def next_message_seq(db: AsyncSession, conversation_id: str) -> int:
         MessageRow.conversation_id == conversation_id
     )
     return int((await db.scalar(query)) or 0) + 1
+
+
+async def lock_conversation_for_turn(db: AsyncSession, conversation_id: str) -> None:
+    """Hold the conversation's turn lock until this transaction ends (PostgreSQL).
+
+    Server processes sharing a database serialize their writes of turns to one conversation
+    here: the second waits, then numbers its messages after the first's. SQLite needs no
+    lock: one process serves it and writes one transaction at a time.
+    """
+    if db.get_bind().dialect.name != "postgresql":
+        return
+    digest = hashlib.blake2b(f"turn:{conversation_id}".encode(), digest_size=8).digest()
+    key = int.from_bytes(digest, "big", signed=True)  # PostgreSQL's bigint
+    await db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 async def add_messages(db: AsyncSession, rows: list[MessageRow]) -> None:
@@ -206,6 +221,41 @@ async def claim_job(db: AsyncSession, job_id: str, runner_id: str, now_ms: int) 
     return _rowcount(result) == 1
 
 
+async def claim_queued_jobs(db: AsyncSession, runner_id: str, now_ms: int, limit: int) -> list[str]:
+    """Claim up to `limit` of the oldest queued jobs; returns the ids this runner won.
+
+    On PostgreSQL the rows are picked with FOR UPDATE SKIP LOCKED, so runners of several
+    processes claiming at once each take different jobs instead of waiting on each other.
+    """
+    # A CTE, not `id IN (subquery)`: with the locking subquery inside IN, PostgreSQL 15 was
+    # seen claiming every queued job, LIMIT or not. A CTE is run once, as written.
+    picked = (
+        select(JobRow.id)
+        .where(JobRow.status == "queued")
+        .order_by(JobRow.created_ms, JobRow.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)  # SQLite: no row locks, one writer at a time
+        .cte("picked")
+    )
+    result = await db.execute(
+        update(JobRow)
+        .where(JobRow.id == picked.c.id, JobRow.status == "queued")
+        .values(
+            status="running",
+            runner_id=runner_id,
+            heartbeat_ms=now_ms,
+            started_ms=now_ms,
+            attempts=JobRow.attempts + 1,
+            progress=0.0,
+            stage="Starting",
+            slurm_job_id=None,
+        )
+        .returning(JobRow.id, JobRow.created_ms)
+        .execution_options(synchronize_session=False)
+    )
+    return [row.id for row in sorted(result.all(), key=lambda r: (r.created_ms, r.id))]
+
+
 async def update_running_job(
     db: AsyncSession, job_id: str, runner_id: str, values: dict[str, Any]
 ) -> bool:
@@ -245,12 +295,27 @@ async def cancel_job(db: AsyncSession, job_id: str, message: str, now_ms: int) -
     return _rowcount(result) == 1
 
 
-async def stale_running_jobs(db: AsyncSession, cutoff_ms: int) -> list[tuple[str, int]]:
-    """(id, attempts) of running jobs whose runner stopped sending heartbeats."""
-    query = select(JobRow.id, JobRow.attempts).where(
+async def stale_running_jobs(db: AsyncSession, cutoff_ms: int) -> list[Any]:
+    """Running jobs whose runner stopped sending heartbeats: rows of (id, attempts,
+    slurm_job_id, notes)."""
+    query = select(JobRow.id, JobRow.attempts, JobRow.slurm_job_id, JobRow.notes).where(
         JobRow.status == "running", func.coalesce(JobRow.heartbeat_ms, 0) < cutoff_ms
     )
-    return [(row.id, row.attempts) for row in (await db.execute(query)).all()]
+    return list((await db.execute(query)).all())
+
+
+async def release_jobs(db: AsyncSession, runner_id: str, job_ids: Collection[str]) -> None:
+    """Give running jobs up for adoption now (heartbeat 0) instead of after the stale time."""
+    if job_ids:
+        await db.execute(
+            update(JobRow)
+            .where(
+                JobRow.id.in_(list(job_ids)),
+                JobRow.status == "running",
+                JobRow.runner_id == runner_id,
+            )
+            .values(heartbeat_ms=0)
+        )
 
 
 async def recover_job(
