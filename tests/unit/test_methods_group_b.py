@@ -493,3 +493,15 @@ def test_slatkin_summary() -> None:
     table = method.table(data, method.options({}))
     assert len(table.rows) == len(data["node-migrations"])
     assert not math.isnan(summary.p_panmictic or math.nan)
+
+
+def test_gard_segments_become_fasta_datasets() -> None:
+    data = load("gard_recombinant.json")
+    records = [("a", "ACGT" * 75), ("b", "TTGA" * 75)]
+    derived = registry()["gard"].derived_datasets(data, records, "rec.fas")
+    expected = gard_expected(data)
+    assert len(derived) == len(expected)
+    for dataset, (start, end) in zip(derived, expected, strict=True):
+        lines = dataset.fasta.splitlines()
+        assert lines[0] == ">a" and lines[1] == records[0][1][start - 1 : end]
+        assert f"{start}-{end}" in dataset.name

@@ -107,6 +107,8 @@ class Absrel(HyPhyMethod):
     name = "aBSREL"
     Options = AbsrelOptions
     table_unit = "branch"
+    summary_model = BranchSelection
+    plots_shown = ("corrected p-value per tested branch, coloured by the verdict",)
 
     def input_problems(self, options: Any, context: InputContext) -> list[Problem]:
         return branch_problems(options.branches, context, self.name)

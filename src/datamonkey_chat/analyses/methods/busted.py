@@ -136,6 +136,11 @@ class Busted(HyPhyMethod):
     keyword = "busted"
     name = "BUSTED"
     Options = BustedOptions
+    summary_model = BustedSummary
+    plots_shown = (
+        "omega distribution of the unconstrained model (classes and proportions)",
+        "evidence ratio per codon (when HyPhy fits the constrained model)",
+    )
 
     def input_problems(self, options: Any, context: InputContext) -> list[Problem]:
         problems = branch_problems(options.branches, context, self.name)

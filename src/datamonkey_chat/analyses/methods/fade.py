@@ -180,6 +180,8 @@ class Fade(HyPhyMethod):
     keyword = "fade"
     name = "FADE"
     Options = FadeOptions
+    summary_model = FadeSummary
+    plots_shown = ("Bayes factor per site and target residue (heat map)",)
     requirements = MethodRequirements(
         data_types=frozenset({"protein"}), needs_codons=False, needs_tree=True
     )

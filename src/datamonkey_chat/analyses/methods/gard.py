@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from datamonkey_chat.analyses.methods.base import (
+    DerivedDataset,
     HyPhyMethod,
     InputContext,
     MethodOptions,
@@ -186,6 +187,11 @@ class Gard(HyPhyMethod):
         data_types=frozenset({"nucleotide", "protein"}), needs_codons=False, needs_tree=False
     )
     table_unit = "segment"
+    summary_model = GardSummary
+    plots_shown = (
+        "segments along the alignment",
+        "model-averaged support for a breakpoint after each site",
+    )
 
     def _data_type(self, options: Any, context: InputContext) -> str:
         return "Protein" if context.alignment.data_type == "protein" else options.data_type
@@ -348,6 +354,15 @@ class Gard(HyPhyMethod):
         }
         return [segments_plot, support_plot]
 
+    def derived_datasets(
+        self, data: dict[str, Any], records: list[tuple[str, str]], name: str
+    ) -> list[DerivedDataset]:
+        """One FASTA per segment (1-based inclusive columns, as HyPhy's partition file)."""
+        spans = segments(data)
+        if len(spans) < 2:
+            return []
+        return [segment_fasta(records, name, i, start, end) for i, (start, end) in enumerate(spans)]
+
     def table(self, data: dict[str, Any], options: Any) -> Table:
         spans = segments(data)
         support = breakpoint_support(data)
@@ -377,6 +392,19 @@ class Gard(HyPhyMethod):
             ],
             rows=rows,
         )
+
+
+def segment_fasta(
+    records: list[tuple[str, str]], name: str, index: int, start: int, end: int
+) -> DerivedDataset:
+    """Segment `index` (0-based) of the analysed alignment: columns start..end (1-based)."""
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    note = "" if (start - 1) % 3 == 0 and end % 3 == 0 else " (not whole codons)"
+    return DerivedDataset(
+        name=f"{stem} GARD segment {index + 1} ({start}-{end}).fasta",
+        description=f"Columns {start}-{end} of {name}: GARD segment {index + 1}{note}",
+        fasta="".join(f">{seq_name}\n{seq[start - 1 : end]}\n" for seq_name, seq in records),
+    )
 
 
 def _looks_protein(data: dict[str, Any]) -> bool:

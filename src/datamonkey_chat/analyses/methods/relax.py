@@ -136,6 +136,8 @@ class Relax(HyPhyMethod):
     Options = RelaxOptions
     requirements = MethodRequirements(needs_labelled_branches=True)
     table_unit = "branch"
+    summary_model = RelaxSummary
+    plots_shown = ("omega classes of test and reference branches (alternative model)",)
 
     def input_problems(self, options: Any, context: InputContext) -> list[Problem]:
         problems: list[Problem] = []

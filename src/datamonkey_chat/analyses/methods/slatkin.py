@@ -111,12 +111,11 @@ class SlatkinSummary(Summary):
 def tip_map(context: InputContext) -> dict[str, str]:
     """User's tip name -> name in the tree HyPhy gets.
 
-    Uses `context.tip_names` when the lead's InputContext provides it; otherwise the tree's
-    own tip names are passed to HyPhy unchanged.
+    `context.tip_names` when the input writer has renamed tips (the HyPhy run); before that
+    (checking inputs) the user's own names, which is all the grouping needs.
     """
-    given = getattr(context, "tip_names", None)
-    if isinstance(given, Mapping) and given:
-        return {str(k): str(v) for k, v in given.items()}
+    if context.tip_names:
+        return dict(context.tip_names)
     names = context.alignment.tree_tips or context.alignment.names
     return {name: name for name in names}
 
@@ -164,6 +163,8 @@ class Slatkin(HyPhyMethod):
         data_types=frozenset({"nucleotide", "protein"}), needs_codons=False, needs_tree=True
     )
     table_unit = "branch"
+    summary_model = SlatkinSummary
+    plots_shown = ("migrations in label permutations (histogram) against the observed count",)
 
     def input_problems(self, options: Any, context: InputContext) -> list[Problem]:
         definitions = options.compartment_definitions
