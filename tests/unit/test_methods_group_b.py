@@ -205,11 +205,15 @@ def test_arguments_map_options_to_flags_hyphy_knows(
         assert "syn-rates" not in args
 
 
-def test_gard_protein_alignment_is_screened_as_protein_with_its_model() -> None:
+def test_gard_data_type_must_match_the_alignment() -> None:
     method = registry()["gard"]
-    args = method.arguments(method.options({"model": "LG"}), context(data_type="protein"))
+    protein = method.options({"data_type": "Protein", "model": "LG"})
+    args = method.arguments(protein, context(data_type="protein"))
     assert args["type"] == "amino-acid" and args["model"] == "LG"
-    problems = method.input_problems(method.options({"data_type": "Protein"}), context())
+    assert method.input_problems(protein, context(data_type="protein")) == []
+    problems = method.input_problems(method.options({}), context(data_type="protein"))
+    assert [p.code for p in problems] == ["wrong_data_type"] and "Protein" in problems[0].message
+    problems = method.input_problems(protein, context())
     assert [p.code for p in problems] == ["wrong_data_type"]
 
 

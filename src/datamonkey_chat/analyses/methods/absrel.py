@@ -241,7 +241,7 @@ class Absrel(HyPhyMethod):
             rates = values.get("Rate Distributions")
             rendered = (
                 "; ".join(
-                    f"omega={pair[0]:.4g} ({pair[1]:.2%})"
+                    f"omega={number(pair[0]):.4g} ({number(pair[1]):.2%})"
                     for pair in rates
                     if isinstance(pair, list) and len(pair) >= 2
                 )

@@ -60,7 +60,7 @@ class GardOptions(MethodOptions):
     genetic_code: GeneticCode = "Universal"
     data_type: Literal["Nucleotide", "Protein"] = Field(
         "Nucleotide",
-        description="Nucleotide or Protein; a protein alignment is always screened as protein",
+        description="Nucleotide or Protein: must match the alignment",
     )
     run_mode: Literal["Normal", "Faster"] = Field(
         "Normal", description="Faster: looser optimisation and convergence settings"
@@ -193,21 +193,23 @@ class Gard(HyPhyMethod):
         "model-averaged support for a breakpoint after each site",
     )
 
-    def _data_type(self, options: Any, context: InputContext) -> str:
-        return "Protein" if context.alignment.data_type == "protein" else options.data_type
-
     def input_problems(self, options: Any, context: InputContext) -> list[Problem]:
-        if options.data_type == "Protein" and context.alignment.data_type == "nucleotide":
+        # the summary's wording (nucleotides and codons, or residues) follows data_type
+        wanted = {"Nucleotide": "nucleotide", "Protein": "protein"}[options.data_type]
+        actual = context.alignment.data_type
+        if actual is not None and actual != wanted:
+            fix = "Protein" if actual == "protein" else "Nucleotide"
             return [
                 Problem(
                     code="wrong_data_type",
-                    message="GARD's data_type is Protein but this is a nucleotide alignment",
+                    message=f"GARD's data_type is {options.data_type} but this is a {actual} "
+                    f"alignment; set data_type to {fix}",
                 )
             ]
         return []
 
     def arguments(self, options: Any, context: InputContext) -> dict[str, OptionValue]:
-        data_type = self._data_type(options, context)
+        data_type = options.data_type
         args: dict[str, OptionValue] = {
             "type": DATA_TYPES[data_type],
             "rv": RATE_VARIATION[options.site_to_site_variation],
@@ -224,7 +226,7 @@ class Gard(HyPhyMethod):
         spans = segments(data)
         support = breakpoint_support(data)
         sequences, sites = input_counts(data)
-        protein = options.data_type == "Protein" or _looks_protein(data)
+        protein = options.data_type == "Protein"
         unit: Literal["nucleotide", "residue"] = "residue" if protein else "nucleotide"
         best = number(data.get("bestModelAICc"))
         single = number(data.get("singleTreeAICc"))
@@ -405,12 +407,6 @@ def segment_fasta(
         description=f"Columns {start}-{end} of {name}: GARD segment {index + 1}{note}",
         fasta="".join(f">{seq_name}\n{seq[start - 1 : end]}\n" for seq_name, seq in records),
     )
-
-
-def _looks_protein(data: dict[str, Any]) -> bool:
-    analysis = data.get("analysis", {})
-    settings = str(analysis.get("settings", "")) if isinstance(analysis, dict) else ""
-    return "amino" in settings.lower()
 
 
 def _fmt(value: float) -> str:
