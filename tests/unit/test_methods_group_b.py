@@ -19,7 +19,6 @@ from pydantic import ValidationError
 
 from datamonkey_chat.analyses.methods import registry
 from datamonkey_chat.analyses.methods.base import BranchSets, InputContext
-from datamonkey_chat.analyses.methods.fade import newick_is_rooted
 from datamonkey_chat.analyses.methods.gard import partition_charsets, partitioned_alignment
 from datamonkey_chat.analyses.methods.slatkin import assign_groups, compartment_arguments
 from datamonkey_chat.analyses.validation import ValidationReport
@@ -391,20 +390,6 @@ def test_gard_partitioned_alignment_is_hyphys_nexus() -> None:
 
 
 # ---------------------------------------------------------------- FADE
-
-
-@pytest.mark.parametrize(
-    ("newick", "rooted"),
-    [
-        ("((A,B),(C,D));", True),
-        ("((A:1,B:2)x:3,C:4);", True),
-        ("(A,B,C);", False),
-        ("(('a,b':1,B),C,D);", False),
-        ("((A,B)[&c,d],(C,D));", True),
-    ],
-)
-def test_newick_rootedness(newick: str, rooted: bool) -> None:
-    assert newick_is_rooted(newick) is rooted
 
 
 def test_fade_needs_a_rooted_tree() -> None:

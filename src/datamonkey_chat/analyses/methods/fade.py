@@ -88,37 +88,6 @@ class FadeSummary(Summary):
     )
 
 
-def newick_is_rooted(newick: str) -> bool:
-    """Rooted for HyPhy: the outermost node has exactly two children ("(A,B);" shapes).
-
-    Labels, branch lengths, [comments] and 'quoted names' are skipped.
-    """
-    depth, children, quoted, comment = 0, 0, False, 0
-    text = newick.strip()
-    for char in text:
-        if quoted:
-            quoted = char != "'"
-            continue
-        if comment:
-            comment += {"[": 1, "]": -1}.get(char, 0)
-            continue
-        if char == "'":
-            quoted = True
-        elif char == "[":
-            comment = 1
-        elif char == "(":
-            depth += 1
-            if depth == 1:
-                children = 1
-        elif char == ")":
-            depth -= 1
-            if depth == 0:
-                break
-        elif char == "," and depth == 1:
-            children += 1
-    return children == 2
-
-
 def _headers(data: dict[str, Any]) -> list[str]:
     try:
         return [str(h[0]) for h in data["MLE"]["headers"]]
@@ -193,7 +162,8 @@ class Fade(HyPhyMethod):
                 Problem(
                     code="tree_not_rooted",
                     message="FADE needs a rooted tree (the root must have exactly two "
-                    "children, e.g. ((A,B),(C,D)); ); this tree is unrooted",
+                    "children, e.g. ((A,B),(C,D)); ); this tree is unrooted, or there is none "
+                    "(a neighbour-joining tree would be unrooted): upload a rooted tree",
                 )
             )
         return problems
