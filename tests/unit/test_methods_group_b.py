@@ -148,6 +148,11 @@ def test_upstream_example_validates_except_values_hyphy_cannot_run(method_id: st
             "compartment_definitions",
             [{"regexp": "a" * 201, "description": "a"}],
         ),
+        (
+            "slatkin-maddison",
+            "compartment_definitions",
+            [{"regexp": "(a+)+$", "description": "a"}],
+        ),
         ("busted", "unknown_option", 1),
     ],
 )

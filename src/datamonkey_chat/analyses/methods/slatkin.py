@@ -35,6 +35,8 @@ from datamonkey_chat.analyses.methods.base import (
 from datamonkey_chat.analyses.validation import MethodRequirements, Problem
 
 MAX_REGEXP = 200
+# a repeated group that itself repeats, e.g. (a+)+: exponential backtracking on some names
+NESTED_REPEAT = re.compile(r"\([^()]*[+*}][^()]*\)\s*[+*{]")
 DESCRIPTION = re.compile(r"^[\w .+\-]{1,60}$")
 
 
@@ -60,6 +62,8 @@ class CompartmentDefinition(BaseModel):
             re.compile(value)
         except re.error as exc:
             raise ValueError(f"is not a valid regular expression: {exc}") from None
+        if NESTED_REPEAT.search(value):
+            raise ValueError("must not repeat a group that itself repeats, e.g. (a+)+")
         return value
 
     @field_validator("description")
