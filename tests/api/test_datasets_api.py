@@ -235,7 +235,7 @@ async def test_mismatched_tree_is_422(client: httpx.AsyncClient, token: str) -> 
     alignment = (await upload(client, FASTA, token)).json()
     tree = (await upload(client, "((human,chimp),(mouse,dog));", token, filename="t.nwk")).json()
     started = await client.post(
-        "/methods/fubar-start",
+        "/methods/fel-start",
         headers={"user_token": token},
         json={"alignment": alignment["id"], "tree": tree["id"]},
     )

@@ -15,6 +15,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from datamonkey_chat.api.app import create_app
+from datamonkey_chat.catalog import load_upstream_methods
 from datamonkey_chat.settings import Settings
 from tests.contract.contract_docs import (
     DocumentedOperation,
@@ -123,7 +124,8 @@ def test_operations_match_chat_api_md(
             assert list(responses[status].get("headers", {})) == documented.response_headers[status]
 
 
-DATA_CHECKING_OPERATIONS = {"uploadDataset", "startMethodJob"}
+UPSTREAM_METHODS = load_upstream_methods().values()
+DATA_CHECKING_OPERATIONS = {"uploadDataset", *(m.start_operation for m in UPSTREAM_METHODS)}
 
 
 def test_422_only_where_data_is_checked(document: Json) -> None:
@@ -137,7 +139,7 @@ def test_422_only_where_data_is_checked(document: Json) -> None:
             assert "422" not in operation["responses"], op_id
     assert "HTTPValidationError" not in document["components"]["schemas"]
     failed = document["components"]["schemas"]["ValidationFailed"]
-    assert set(failed["required"]) == {"error", "code", "details", "problems"}
+    assert set(failed["required"]) == {"errors", "error", "code", "details", "problems"}
 
 
 def test_user_token_required_everywhere_but_create(document: Json) -> None:

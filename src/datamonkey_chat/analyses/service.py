@@ -14,6 +14,7 @@ import io
 import json
 import os
 import secrets
+import shutil
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,7 @@ from datamonkey_chat.analyses.validation import (
     validate_alignment,
     validate_tree,
 )
-from datamonkey_chat.catalog import MethodInfo, load_catalog
+from datamonkey_chat.catalog import MethodInfo, load_catalog, load_upstream_methods
 from datamonkey_chat.domain.clock import now_ms
 from datamonkey_chat.domain.errors import (
     ConflictError,
@@ -229,6 +230,18 @@ def option_problems(error: runs.OptionsError) -> list[dict[str, object]]:
     ]
 
 
+def _parameter(option: dict[str, Any]) -> dict[str, Any]:
+    """An option as upstream's method parameter (its default is a string there)."""
+    default = option.get("default")
+    return {
+        "name": option["name"],
+        "description": option.get("description"),
+        "required": False,
+        "type": option["type"],
+        "default": default if isinstance(default, str) or default is None else json.dumps(default),
+    }
+
+
 async def _job_to_report(db: Any, user_id: str) -> str | None:
     """'Is my job done?': the newest unfinished job first, else the latest one."""
     for status in ACTIVE:
@@ -260,6 +273,7 @@ class AnalysesService:
         self._database = database
         self._settings = settings
         self._catalog = load_catalog()
+        self._jobs_dir = settings.jobs_dir or settings.data_dir / "jobs"
         # check_against_catalog(self._catalog)  # MERGE-TODO: enable once every module exists
         self._runner: JobRunner | None = None
         if executor is not None:
@@ -415,23 +429,41 @@ class AnalysesService:
         info = self.method(name)
         module = registry().get(info.id)
         if not info.runnable or module is None:
-            raise AnalysisInputError(f"{info.name} cannot be run on this server. {info.note or ''}")
+            message = f"{info.name} cannot be run on this server. {info.note or ''}".strip()
+            problem: dict[str, object] = {
+                "code": "method_not_runnable",
+                "field": "method",
+                "message": message,
+            }
+            raise ValidationFailedError(message, [problem])
         return info, module
 
     def methods(self) -> list[dict[str, Any]]:
-        """The catalog with each method's options (from its options model), for GET /methods."""
-        modules = registry()
-        return [
-            {
-                **info.brief(),
-                "full_name": info.full_name,
-                "hyphy_keyword": info.hyphy_keyword,
-                "run_time": info.run_time,
-                "note": info.note,
-                "options": option_list(modules[info.id]) if info.id in modules else [],
-            }
-            for info in self._catalog.methods
-        ]
+        """The catalog in upstream's MethodsList shape, plus our facts, for GET /methods."""
+        modules, upstream = registry(), load_upstream_methods()
+        listed = []
+        for info in self._catalog.methods:
+            module = modules.get(info.id)
+            path = upstream[info.id].path if info.id in upstream else info.id
+            options = option_list(module) if module else []
+            listed.append(
+                {
+                    "id": info.id,
+                    "name": info.name,
+                    "description": info.summary,
+                    "status": "available" if module and info.runnable else "deprecated",
+                    "start_endpoint": f"/methods/{path}-start",
+                    "result_endpoint": f"/methods/{path}-result",
+                    "parameters": [_parameter(option) for option in options],
+                    **info.brief(),
+                    "full_name": info.full_name,
+                    "hyphy_keyword": info.hyphy_keyword,
+                    "run_time": info.run_time,
+                    "note": info.note,
+                    "options": options,
+                }
+            )
+        return listed
 
     async def start_job(
         self,
@@ -611,6 +643,41 @@ class AnalysesService:
         async with self._database.session() as db:
             rows = await repository.list_jobs(db, user_id, filters)
         return [job_json(row) for row in rows]
+
+    async def find_job(
+        self,
+        user_id: str,
+        method: str,
+        alignment_id: str,
+        tree_id: str | None,
+        options: dict[str, Any],
+    ) -> str:
+        """The newest of the user's jobs with this method, these datasets and these options."""
+        _, module = self.runnable(method)
+        try:
+            wanted = runs.method_options(module, options).model_dump(mode="json")
+        except runs.OptionsError as exc:
+            raise ValidationFailedError(str(exc), option_problems(exc)) from None
+        filters = {"method": module.id, "alignment_id": alignment_id, "tree_id": tree_id}
+        async with self._database.session() as db:
+            rows = await repository.list_jobs(db, user_id, filters)
+        for row in rows:  # newest first
+            if row.tree_id == tree_id and json.loads(row.options) == wanted:
+                return row.id
+        raise AnalysisNotFoundError(f"No {module.name} job of yours has these datasets and options")
+
+    async def delete_job(self, user_id: str, job_id: str) -> None:
+        """Cancel the job if it is queued or running, then delete it and its files."""
+        row = await self._job(user_id, job_id)
+        if row.status in ACTIVE:
+            async with self._database.transaction() as db:
+                await repository.cancel_job(db, row.id, CANCELLED_MESSAGE, now_ms())
+            if self._runner is not None:
+                await self._runner.kill(row.id)
+        async with self._database.transaction() as db:
+            await repository.delete_job(db, row.id)
+        if self._jobs_dir is not None:
+            await asyncio.to_thread(shutil.rmtree, self._jobs_dir / row.id, True)
 
     async def cancel_job(self, user_id: str, job_id: str) -> dict[str, Any]:
         row = await self._job(user_id, job_id)

@@ -14,7 +14,7 @@ from datamonkey_chat.api.middleware import WireMiddleware
 from datamonkey_chat.api.openapi import install_openapi
 from datamonkey_chat.api.responses import JSONResponse
 from datamonkey_chat.api.routes import analyses as analyses_routes
-from datamonkey_chat.api.routes import chat, datasets, health, web
+from datamonkey_chat.api.routes import chat, datasets, health, methods, web
 from datamonkey_chat.api.routes.web import install_docs
 from datamonkey_chat.assistant.base import Assistant
 from datamonkey_chat.domain.conversations import ConversationService
@@ -82,7 +82,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         chat.extensions,
         health.router,
         datasets.router,
-        analyses_routes.methods,
+        methods.router,
         analyses_routes.jobs,
     ):
         app.include_router(router, prefix=API_PREFIX)

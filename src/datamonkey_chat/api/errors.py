@@ -38,6 +38,10 @@ def server_error(status: int, error: str, code: str, details: str) -> JSONRespon
 
 def validation_failed(exc: errors.ValidationFailedError) -> JSONResponse:
     body = {
+        "errors": [
+            {"field": str(p.get("field") or p.get("sequence") or "data"), "message": p["message"]}
+            for p in exc.problems
+        ],
         "error": "The data has problems",
         "code": "validation_failed",
         "details": exc.message,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
@@ -91,9 +91,17 @@ class DataProblem(BaseModel):
     codon: int | None = None
 
 
-class ValidationFailed(BaseModel):
-    """422: the data cannot be used (upload) or does not suit the method (job start)."""
+class InvalidDataErrorItem(BaseModel):
+    field: str
+    message: str
 
+
+class ValidationFailed(BaseModel):
+    """422: the data cannot be used (upload) or does not suit the method (job start).
+
+    `errors` is upstream's InvalidDataError; the rest is ours."""
+
+    errors: list[InvalidDataErrorItem]
     error: str
     code: str
     details: str
@@ -103,3 +111,47 @@ class ValidationFailed(BaseModel):
 DATA_PROBLEMS_RESPONSE: dict[int | str, dict[str, Any]] = {
     422: {"model": ValidationFailed, "description": "The data has problems; each is listed"}
 }
+
+
+# ---------------------------------------------------------------- upstream's method shapes
+
+
+class JobStatus(BaseModel):
+    """Upstream's JobStatus; our job records add progress, stage, options, notes, times."""
+
+    model_config = ConfigDict(extra="allow")
+
+    job_id: str
+    alignment_id: str | None = None
+    tree_id: str | None = None
+    status: Literal["queued", "running", "completed", "error"]
+    error_message: str | None = None
+    method: str | None = Field(default=None, description="The HyPhy method used for this job")
+
+
+class MethodParameter(BaseModel):
+    name: str
+    description: str | None = None
+    required: bool = False
+    type: str
+    default: str | None = Field(default=None, description="The default, as JSON text")
+
+
+class MethodEntry(BaseModel):
+    """Upstream's method entry; `runnable`, `options` and the catalog's facts are additive."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    name: str
+    description: str
+    status: Literal["available", "beta", "deprecated"] = Field(
+        description="available: this server runs it; deprecated: it cannot run here (see note)"
+    )
+    start_endpoint: str
+    result_endpoint: str
+    parameters: list[MethodParameter]
+
+
+class MethodsList(BaseModel):
+    methods: list[MethodEntry]

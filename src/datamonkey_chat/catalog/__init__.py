@@ -13,7 +13,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-__all__ = ["Catalog", "MethodInfo", "MethodOption", "load_catalog", "normalize_name"]
+__all__ = [
+    "Catalog",
+    "MethodInfo",
+    "MethodOption",
+    "UpstreamMethod",
+    "load_catalog",
+    "load_upstream_methods",
+    "normalize_name",
+]
 
 
 class MethodOption(BaseModel):
@@ -89,3 +97,28 @@ def load_catalog() -> Catalog:
     """Parse methods.json once per process (it ships inside the package)."""
     text = resources.files(__name__).joinpath("methods.json").read_text(encoding="utf-8")
     return Catalog.model_validate_json(text)
+
+
+class UpstreamMethod(BaseModel):
+    """Upstream Datamonkey API 1.2.0's names for one method's operations."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str  # /methods/{path}-start
+    tag: str
+    start_operation: str
+    request_schema: str
+    result_operation: str
+    result_schema: str
+    result_by_request_operation: str
+
+
+class _UpstreamMethods(BaseModel):
+    methods: dict[str, UpstreamMethod]
+
+
+@cache
+def load_upstream_methods() -> dict[str, UpstreamMethod]:
+    """Catalog id -> upstream's operation names (upstream_methods.json)."""
+    text = resources.files(__name__).joinpath("upstream_methods.json").read_text("utf-8")
+    return _UpstreamMethods.model_validate_json(text).methods

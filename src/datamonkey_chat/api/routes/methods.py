@@ -1,0 +1,200 @@
+"""Methods: the catalog, and per method upstream's three operations.
+
+For every method of the upstream Datamonkey API 1.2.0 (catalog/upstream_methods.json) this
+registers `POST /methods/{path}-start`, `GET /methods/{path}-result?job_id=` and
+`POST /methods/{path}-result` under upstream's operation ids, tags and request schema names,
+so a client generated from our document has upstream's method names. The request body is the
+method's options model plus `alignment`, `tree` and `user_token` (which upstream's clients
+send in the body). `/methods/{method}-start` for any catalog name or alias stays as a hidden
+fallback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, Body, Query, Response
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from datamonkey_chat.analyses.methods import registry
+from datamonkey_chat.analyses.methods.base import MethodOptions
+from datamonkey_chat.api.deps import Analyses, CurrentUser
+from datamonkey_chat.api.responses import JSONResponse
+from datamonkey_chat.api.routes.chat import UNAUTHORIZED
+from datamonkey_chat.api.schemas import (
+    DATA_PROBLEMS_RESPONSE,
+    ForbiddenError,
+    JobStatus,
+    MethodsList,
+    NotFoundError,
+)
+from datamonkey_chat.catalog import UpstreamMethod, load_upstream_methods
+
+router = APIRouter(prefix="/methods", tags=["Methods"])
+
+DATASET_ID = r"^[a-zA-Z0-9]+$"
+START_ERRORS = {
+    **UNAUTHORIZED,
+    403: {"model": ForbiddenError, "description": "User does not own a dataset"},
+    404: {"model": NotFoundError, "description": "Dataset not found"},
+    **DATA_PROBLEMS_RESPONSE,
+}
+RESULT_ERRORS = {
+    **UNAUTHORIZED,
+    403: {"model": ForbiddenError, "description": "User does not own this job"},
+    404: {"model": NotFoundError, "description": "Job not found"},
+}
+INPUT_FIELDS = ("alignment", "tree", "user_token")
+
+
+class _Inputs(BaseModel):
+    """What every start request names besides the options."""
+
+    alignment: str = Field(pattern=DATASET_ID, description="Id of the alignment dataset")
+    tree: str | None = Field(
+        default=None,
+        pattern=DATASET_ID,
+        description="Id of a tree dataset, or of a NEXUS alignment whose own tree to use; "
+        "without one, the alignment's own tree or a neighbour-joining tree is used",
+    )
+    user_token: str | None = Field(
+        default=None, description="Sent by upstream's clients; the header is what counts"
+    )
+
+
+class _NoOptions(MethodOptions):
+    """A method this server cannot run still gets upstream's route (answering why not)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+@router.get(
+    "",
+    operation_id="getMethodsList",
+    summary="The HyPhy methods, their parameters and whether this server runs them",
+    response_model=MethodsList,
+)
+async def list_methods(analyses: Analyses) -> Response:
+    return JSONResponse({"methods": analyses.methods()})
+
+
+def request_model(method_id: str, schema_name: str) -> type[BaseModel]:
+    """Upstream's request model: the method's options (or any) plus the dataset ids."""
+    module = registry().get(method_id)
+    options = module.Options if module else _NoOptions
+    return create_model(schema_name, __base__=(options, _Inputs))
+
+
+def split(body: BaseModel) -> tuple[str, str | None, dict[str, Any]]:
+    data = body.model_dump(mode="json", exclude_unset=True)
+    options = {k: v for k, v in data.items() if k not in INPUT_FIELDS}
+    return str(data["alignment"]), data.get("tree"), options
+
+
+Endpoint = Callable[..., Awaitable[Response]]
+
+
+def with_body_model(endpoint: Endpoint, model: type[BaseModel]) -> Endpoint:
+    """The endpoint with its `body` annotated by the method's model (made at start-up)."""
+    endpoint.__annotations__["body"] = model  # the others stay strings FastAPI resolves
+    return endpoint
+
+
+def _start(method_id: str, model: type[BaseModel]) -> Callable[..., Awaitable[Response]]:
+    async def start(user_id: CurrentUser, analyses: Analyses, body: BaseModel = Body()) -> Response:
+        alignment, tree, options = split(body)
+        job = await analyses.start_job(user_id, method_id, alignment, tree, options)
+        return JSONResponse(job)
+
+    return with_body_model(start, model)
+
+
+def _result_by_id(method_id: str) -> Callable[..., Awaitable[Response]]:
+    async def result(
+        user_id: CurrentUser, analyses: Analyses, job_id: str = Query(description="The job's id")
+    ) -> Response:
+        return JSONResponse(await analyses.job_result(user_id, method_id, job_id))
+
+    return result
+
+
+def _result_by_request(
+    method_id: str, model: type[BaseModel]
+) -> Callable[..., Awaitable[Response]]:
+    async def result(
+        user_id: CurrentUser, analyses: Analyses, body: BaseModel = Body()
+    ) -> Response:
+        alignment, tree, options = split(body)
+        job_id = await analyses.find_job(user_id, method_id, alignment, tree, options)
+        return JSONResponse(await analyses.job_result(user_id, method_id, job_id))
+
+    return with_body_model(result, model)
+
+
+def add_method_routes(method_id: str, upstream: UpstreamMethod) -> None:
+    model = request_model(method_id, upstream.request_schema)
+    base = f"/{upstream.path}"
+    tags: list[str | Any] = [upstream.tag]
+    router.add_api_route(
+        f"{base}-start",
+        _start(method_id, model),
+        methods=["POST"],
+        operation_id=upstream.start_operation,
+        summary=f"Start a {upstream.tag} job",
+        description="Checks the options and the data, then queues the job: 200 with its "
+        "JobStatus. A bad option or data the method cannot use: 422 listing each problem "
+        "(`errors`: field and message, as upstream's InvalidDataError).",
+        tags=tags,
+        response_model=JobStatus,
+        responses=START_ERRORS,
+    )
+    router.add_api_route(
+        f"{base}-result",
+        _result_by_id(method_id),
+        methods=["GET"],
+        operation_id=upstream.result_operation,
+        summary=f"A {upstream.tag} job's status and, once completed, HyPhy's JSON",
+        description="`{job_id, result}`; `result` (HyPhy's JSON, your sequence names "
+        "restored) is present once the job completed; `status` and `summary` are additive.",
+        tags=tags,
+        responses={200: {"description": "The job and its result"}, **RESULT_ERRORS},
+    )
+    router.add_api_route(
+        f"{base}-result",
+        _result_by_request(method_id, model),
+        methods=["POST"],
+        operation_id=upstream.result_by_request_operation,
+        summary=f"The newest {upstream.tag} job with these datasets and options",
+        description="404 when no job of yours matches the request's datasets and options.",
+        tags=tags,
+        responses={200: {"description": "The job and its result"}, **RESULT_ERRORS},
+    )
+
+
+for _method_id, _upstream in load_upstream_methods().items():
+    add_method_routes(_method_id, _upstream)
+
+
+class _AnyStart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    alignment: str
+    tree: str | None = None
+    user_token: str | None = None
+
+
+@router.post("/{method}-start", include_in_schema=False)
+async def start_by_name(
+    method: str, user_id: CurrentUser, analyses: Analyses, body: _AnyStart = Body()
+) -> Response:
+    """Any catalog name or alias (e.g. `multi-hit`, `slatkin-maddison`)."""
+    alignment, tree, options = split(body)
+    options.update(body.model_extra or {})
+    return JSONResponse(await analyses.start_job(user_id, method, alignment, tree, options))
+
+
+@router.get("/{method}-result", include_in_schema=False)
+async def result_by_name(
+    method: str, user_id: CurrentUser, analyses: Analyses, job_id: str = Query()
+) -> Response:
+    return JSONResponse(await analyses.job_result(user_id, method, job_id))
