@@ -23,6 +23,7 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
 
+from datamonkey_chat.analyses.methods import registry
 from datamonkey_chat.assistant import PydanticAIAssistant, build_assistant
 from datamonkey_chat.assistant.agent import derive_title
 from datamonkey_chat.assistant.base import (
@@ -232,15 +233,18 @@ async def test_model_sees_every_tool() -> None:
     }  # fmt: skip
 
 
-async def test_describe_method_returns_catalog_facts() -> None:
+async def test_describe_method_returns_catalog_facts_and_the_options_model() -> None:
     reply = await assistant_with(
-        scripted_tool_model("describe_method", {"name": "a-BSREL"}, "says:")
-    ).reply([], "aBSREL?", DEPS)
+        scripted_tool_model("describe_method", {"name": "fixed effects likelihood"}, "says:")
+    ).reply([], "FEL?", DEPS)
     result = reply.tool_events[1].payload
-    absrel = load_catalog().find("absrel")
-    assert absrel is not None
-    assert result["citation"] == absrel.citation
-    assert result["options"][0]["name"] == "branches"
+    fel = load_catalog().find("fel")
+    assert fel is not None
+    assert result["citation"] == fel.citation
+    fields = list(registry()["fel"].Options.model_fields)
+    assert [option["name"] for option in result["options"]] == fields
+    assert list(result["options_schema"]["properties"]) == fields
+    assert result["options_schema"]["properties"]["pvalue"]["maximum"] == 1
 
 
 async def test_tool_errors_become_readable_results() -> None:

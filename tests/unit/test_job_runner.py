@@ -73,8 +73,8 @@ async def prepare(job_id: str) -> PreparedJob:
     return PreparedJob("fel", "alignment.fas", ">a\nATG\n>b\nATG\n", None, {})
 
 
-def summarize(prepared: PreparedJob, data: dict[str, Any]) -> dict[str, Any]:
-    return {"summary_text": f"{prepared.keyword} says {data['answer']}"}
+def summarize(prepared: PreparedJob, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    return data, {"summary_text": f"{prepared.keyword} says {data['answer']}"}
 
 
 @pytest.fixture

@@ -1,170 +1,166 @@
-"""Pure helpers between the catalog, validated datasets and a HyPhy run.
+"""HyPhy's input files, written by us from parsed data: nothing from an upload is HyPhy code.
 
-Options are checked against the catalog before a job is queued; HyPhy sees only options
-that have a HyPhy flag (the others, such as FUBAR's posterior cut-off, are thresholds for
-our summaries). Input files are chosen so that HyPhy reads what the user meant: PHYLIP
-and NEXUS-with-a-separate-tree are rewritten as FASTA (a NEXUS file's own tree would
-otherwise silently override the user's tree).
+HyPhy reads a NEXUS tree as `NEXUS_FILE_TREE_MATRIX[0][1]="<tree>"` code, and sequence names
+with quotes or `;` break its parsers. So HyPhy always gets a FASTA alignment whose sequences
+are named `SEQ00001`, `SEQ00002`, ... and a Newick tree re-written from its parsed structure
+with those names and safe `{LABEL}` tags (see trees.py). The user's names are put back into
+HyPhy's JSON (`restore_names`) before anything is summarized, tabulated or plotted.
+
+The tree is, in order: the separate tree the user chose, the alignment's own (NEXUS) tree,
+or a neighbour-joining tree built here (as datamonkey.org does), which the job's notes say.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from datamonkey_chat.analyses.hyphy import OptionValue
-from datamonkey_chat.analyses.validation import (
-    ValidationReport,
-    alignment_records,
-    hyphy_branch_label,
-)
-from datamonkey_chat.catalog import MethodInfo, MethodOption
+from datamonkey_chat.analyses import trees
+from datamonkey_chat.analyses.methods.base import BranchSets, InputContext
+from datamonkey_chat.analyses.validation import ValidationReport, alignment_records, hyphy_name
 
-# Options that name branch sets (checked against the tree's labels).
-LABEL_OPTIONS = ("test", "reference", "branch-set")
-STANDARD_BRANCH_SETS = frozenset({"all", "internal", "leaves", "unlabeled branches"})
-# Summary thresholds: catalog option -> keyword of analyses.summaries.summarize.
-THRESHOLD_OPTIONS = {
-    "pvalue": "p_threshold",
-    "p-value": "p_threshold",
-    "posterior": "posterior_threshold",
-}
-
-
-class OptionError(ValueError):
-    """An option the user gave is unknown or has an unusable value."""
-
-
-# ---------------------------------------------------------------- options
-
-
-def check_options(info: MethodInfo, given: dict[str, Any]) -> dict[str, Any]:
-    """The options coerced to the catalog's types; OptionError names what is wrong."""
-    known = {option.name: option for option in info.options}
-    checked: dict[str, Any] = {}
-    for name, value in given.items():
-        option = known.get(name) or known.get(name.replace("_", "-"))
-        if option is None:
-            names = ", ".join(known) or "none"
-            raise OptionError(f"{info.name} has no option '{name}'; its options are: {names}")
-        if value is None:
-            continue
-        checked[option.name] = _coerce(info, option, value)
-    return checked
-
-
-def _coerce(info: MethodInfo, option: MethodOption, value: Any) -> Any:
-    where = f"{info.name} option '{option.name}'"
-    if option.type in ("number", "integer"):
-        return _number(where, option.type, value)
-    text = str(value).strip()
-    if not text:
-        raise OptionError(f"{where} must not be empty")
-    if option.type == "choice" and option.choices:
-        for choice in option.choices:
-            if choice.lower() == text.lower():
-                return choice
-        # 'branches' also takes a label; the catalog lists that as "a labelled branch set"
-        if not any(choice.startswith("a labelled") for choice in option.choices):
-            raise OptionError(f"{where} must be one of: {', '.join(option.choices)}")
-    return text
-
-
-def _number(where: str, kind: str, value: Any) -> int | float:
-    if isinstance(value, bool):
-        raise OptionError(f"{where} must be a {kind}, not {value}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise OptionError(f"{where} must be a {kind}, not {value!r}") from None
-    if not math.isfinite(number):
-        raise OptionError(f"{where} must be a finite {kind}")
-    if kind == "integer":
-        if not number.is_integer():
-            raise OptionError(f"{where} must be a whole number, not {value}")
-        return int(number)
-    return number
-
-
-def required_labels(options: dict[str, Any]) -> list[str]:
-    """Branch labels the options refer to; the tree must have them."""
-    labels = [str(options[name]) for name in LABEL_OPTIONS if options.get(name)]
-    branches = options.get("branches")
-    if branches and str(branches).lower() not in STANDARD_BRANCH_SETS:
-        labels.append(str(branches))
-    return labels
-
-
-def hyphy_arguments(
-    info: MethodInfo, options: dict[str, Any], alignment: ValidationReport
-) -> dict[str, OptionValue]:
-    """`--flag value` pairs for HyPhy (flag without dashes), labels spelt as HyPhy reads them."""
-    flags = {option.name: option.hyphy_flag for option in info.options}
-    arguments: dict[str, OptionValue] = {}
-    for name, value in options.items():
-        flag = flags.get(name)
-        if not flag:
-            continue
-        is_label = name in LABEL_OPTIONS or name == "branches" and value in required_labels(options)
-        if is_label:
-            value = hyphy_branch_label(str(value), alignment)
-        arguments[flag.lstrip("-")] = value
-    return arguments
-
-
-def summary_thresholds(options: dict[str, Any]) -> dict[str, float]:
-    return {
-        keyword: float(options[name])
-        for name, keyword in THRESHOLD_OPTIONS.items()
-        if isinstance(options.get(name), int | float)
-    }
-
-
-# ---------------------------------------------------------------- input files
+SAFE_NAME = "SEQ{:05d}"
+_SAFE_TOKEN = re.compile(r"\bSEQ\d{5}\b")
+_NEWICK_SPECIAL = re.compile(r"[\s(),:;\[\]{}']")
 
 
 @dataclass(frozen=True)
-class InputFiles:
-    """What to write into the job directory for HyPhy."""
+class HyPhyInputs:
+    """The files for one run, the map back to the user's names, and what methods may check."""
 
-    alignment_name: str
-    alignment_text: str
-    tree_text: str | None = None
+    alignment_text: str  # FASTA
+    tree_text: str | None  # Newick
+    names: dict[str, str]  # safe id -> the user's sequence name
+    context: InputContext
     notes: list[str] = field(default_factory=list)
+    alignment_name: str = "alignment.fas"
 
 
-def _overridden_tree(alignment: ValidationReport, tree: ValidationReport | None) -> bool:
-    return tree is not None and alignment.has_tree and alignment.format == "nexus"
+def prepare_inputs(
+    alignment_text: str,
+    alignment: ValidationReport,
+    tree: ValidationReport | None,
+    needs_tree: bool = True,
+) -> HyPhyInputs:
+    """FASTA + Newick for HyPhy from a validated alignment and (optionally) a separate tree."""
+    records = alignment_records(alignment_text)
+    safe = {name: SAFE_NAME.format(i) for i, (name, _) in enumerate(records, start=1)}
+    fasta = "".join(f">{safe[name]}\n{sequence}\n" for name, sequence in records)
+    notes = tree_notes(alignment, tree, needs_tree)
+    root = (
+        _tree_root(records, alignment, tree) if needs_tree or _has_tree(alignment, tree) else None
+    )
+    tree_text, sets, rooted = None, BranchSets(), False
+    if root is not None:
+        by_key = {hyphy_name(name): safe[name] for name, _ in records}
+        tree_text = trees.write_newick(root, lambda tip: by_key.get(hyphy_name(tip), tip))
+        sets = branch_sets(root)
+        rooted = trees.is_rooted(root)
+    context = InputContext(
+        alignment=alignment,
+        tree_available=root is not None,
+        tree_rooted=rooted,
+        branch_sets=sets,
+        tip_names={name: safe[name] for name, _ in records},
+    )
+    return HyPhyInputs(fasta, tree_text, {v: k for k, v in safe.items()}, context, notes)
 
 
-def conversion_notes(alignment: ValidationReport, tree: ValidationReport | None) -> list[str]:
-    """What the user should know about how their files reach HyPhy."""
-    if not _overridden_tree(alignment, tree):
-        return []
-    return [
-        "The NEXUS alignment has its own tree; it is passed to HyPhy as FASTA so that "
-        "your separate tree file is used."
-    ]
+def _has_tree(alignment: ValidationReport, tree: ValidationReport | None) -> bool:
+    return (tree is not None and tree.has_tree) or alignment.has_tree
 
 
-def plan_inputs(
-    alignment_text: str, alignment: ValidationReport, tree: ValidationReport | None
-) -> InputFiles:
-    if alignment.format == "phylip" or _overridden_tree(alignment, tree):
-        name, text = "alignment.fas", fasta_text(alignment_records(alignment_text))
-    else:
-        suffix = {"nexus": "nex", "fasta": "fas"}.get(alignment.format or "", "txt")
-        name, text = f"alignment.{suffix}", alignment_text
-    tree_text = tree.tree_newick + "\n" if tree is not None and tree.tree_newick else None
-    return InputFiles(name, text, tree_text, conversion_notes(alignment, tree))
+def tree_notes(
+    alignment: ValidationReport, tree: ValidationReport | None, needs_tree: bool
+) -> list[str]:
+    """What the user should know about which tree HyPhy gets."""
+    if tree is not None and tree.tree_newick and alignment.has_tree:
+        return ["The alignment's own tree was set aside: your separate tree is used."]
+    if needs_tree and not _has_tree(alignment, tree):
+        return [
+            "No tree was given, so a neighbour-joining tree (identity distances, Biopython) "
+            "was built from the alignment, as datamonkey.org does. Upload a tree to use your own."
+        ]
+    return []
 
 
-def fasta_text(records: list[tuple[str, str]]) -> str:
-    return "".join(f">{name}\n{sequence}\n" for name, sequence in records)
+def _tree_root(
+    records: list[tuple[str, str]], alignment: ValidationReport, tree: ValidationReport | None
+) -> trees.Node:
+    if tree is not None and tree.tree_newick:
+        return trees.parse_newick(tree.tree_newick)
+    if alignment.tree_newick:
+        return trees.parse_newick(alignment.tree_newick)
+    return neighbour_joining(records)
+
+
+def neighbour_joining(records: list[tuple[str, str]]) -> trees.Node:
+    """An unrooted NJ tree on identity distances, converted without recursion."""
+    from Bio.Align import MultipleSeqAlignment
+    from Bio.Phylo.TreeConstruction import DistanceCalculator, DistanceTreeConstructor
+    from Bio.Seq import Seq
+    from Bio.SeqRecord import SeqRecord
+
+    msa = MultipleSeqAlignment(
+        [SeqRecord(Seq(seq.upper()), id=f"t{i}") for i, (_, seq) in enumerate(records)]
+    )
+    nj = DistanceTreeConstructor().nj(DistanceCalculator("identity").get_distance(msa))
+    by_id = {f"t{i}": name for i, (name, _) in enumerate(records)}
+    root = trees.Node()
+    stack = [(nj.root, root)]
+    while stack:
+        clade, node = stack.pop()
+        if clade.branch_length is not None and math.isfinite(clade.branch_length):
+            node.length = max(0.0, float(clade.branch_length))  # NJ can give tiny negatives
+        if clade.is_terminal():
+            node.name = by_id[str(clade.name)]
+        for child in clade.clades:
+            child_node = trees.Node()
+            node.children.append(child_node)
+            stack.append((child, child_node))
+    return root
+
+
+def branch_sets(root: trees.Node) -> BranchSets:
+    labels: dict[str, str] = {}
+    for node in trees.nodes(root):
+        if node.label and trees.safe_label(node.label).strip("_"):
+            labels.setdefault(node.label, trees.safe_label(node.label))
+    return BranchSets(labels)
 
 
 # ---------------------------------------------------------------- results
+
+
+def restore_names(data: Any, names: dict[str, str]) -> Any:
+    """HyPhy's JSON with every safe id (as a key, a value or inside a tree string) renamed."""
+    if not names:
+        return data
+
+    def rename_text(text: str) -> str:
+        if text in names:
+            return names[text]
+        if "SEQ" not in text:
+            return text
+        return _SAFE_TOKEN.sub(lambda m: _newick_name(names.get(m.group(0), m.group(0))), text)
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {rename_text(k) if isinstance(k, str) else k: walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(item) for item in value]
+        if isinstance(value, str):
+            return rename_text(value)
+        return value
+
+    return walk(data)
+
+
+def _newick_name(name: str) -> str:
+    """A name inside a tree string: quoted when Newick would misread it."""
+    return "'" + name.replace("'", "''") + "'" if _NEWICK_SPECIAL.search(name) else name
 
 
 def finite(value: Any) -> Any:
@@ -176,19 +172,3 @@ def finite(value: Any) -> Any:
     if isinstance(value, list):
         return [finite(item) for item in value]
     return value
-
-
-def for_plots(summary: dict[str, Any]) -> dict[str, Any]:
-    """Add the field names the web page plots read (posterior, name, p, threshold)."""
-    threshold = summary.get("p_threshold", summary.get("posterior_threshold"))
-    if threshold is not None:
-        summary["threshold"] = threshold
-    for site in summary.get("sites", []):
-        if "prob_positive" in site:  # FUBAR
-            site["posterior"] = site["prob_positive"]
-            site["posterior_negative"] = site.get("prob_negative")
-    for branch in summary.get("branches", []):
-        if "branch" in branch:  # aBSREL
-            branch["name"] = branch["branch"]
-            branch["p"] = branch.get("uncorrected_p")
-    return summary

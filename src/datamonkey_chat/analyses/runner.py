@@ -58,13 +58,15 @@ class PreparedJob:
     alignment_text: str
     tree_text: str | None
     arguments: dict[str, OptionValue]
-    thresholds: dict[str, float] = field(default_factory=dict)  # for the summary
+    method_id: str = ""  # catalog id: which method module reads the result
+    options: dict[str, Any] = field(default_factory=dict)  # the job's checked options
+    names: dict[str, str] = field(default_factory=dict)  # safe id HyPhy saw -> user's name
 
 
 # Builds a job's inputs from the database (raises ValueError with a reason for the user),
-# and turns a finished run's JSON into the stored summary.
+# and turns a finished run's JSON into what is stored: (the result JSON, the summary).
 Prepare = Callable[[str], Awaitable[PreparedJob]]
-Summarize = Callable[[PreparedJob, dict[str, Any]], dict[str, Any]]
+Summarize = Callable[[PreparedJob, dict[str, Any]], tuple[dict[str, Any], dict[str, Any]]]
 
 
 @dataclass
@@ -88,8 +90,10 @@ class JobRunner:
         cpus_per_job: int = 1,
         time_limit_seconds: float | None = None,
         poll_seconds: float = 1.0,
+        on_completed: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.runner_id = secrets.token_hex(8)
+        self._on_completed = on_completed  # after a result is stored (e.g. derived datasets)
         self._database = database
         self._executor = executor
         self._prepare = prepare
@@ -298,9 +302,10 @@ class JobRunner:
             await self._requeue(job_id)
             return
         if result.status == "completed" and result.result is not None:
+            stored = result.result
             try:
                 # CPU-bound on large results: off the event loop
-                summary = await asyncio.to_thread(self._summarize, prepared, result.result)
+                stored, summary = await asyncio.to_thread(self._summarize, prepared, result.result)
             except Exception:  # the run is still good: keep it, say the summary failed
                 log.exception("summary of job %s failed", job_id)
                 summary = {"summary_text": "No summary could be computed; see the full JSON."}
@@ -309,7 +314,7 @@ class JobRunner:
                 "progress": 1.0,
                 "stage": "Completed",
                 # HyPhy may write NaN/Infinity, which strict JSON readers refuse
-                "result": json.dumps(finite(result.result), allow_nan=False, default=str),
+                "result": json.dumps(finite(stored), allow_nan=False, default=str),
                 "summary": json.dumps(summary, allow_nan=False),
                 "finished_ms": now_ms(),
             }
@@ -326,6 +331,11 @@ class JobRunner:
         if written and values["status"] == "completed" and result.workdir is not None:
             # the JSON is in the database now; failed jobs keep their directory for diagnosis
             shutil.rmtree(result.workdir, ignore_errors=True)
+        if written and values["status"] == "completed" and self._on_completed is not None:
+            try:
+                await self._on_completed(job_id)
+            except Exception:  # the result is stored; what follows from it is extra
+                log.exception("follow-up of job %s failed", job_id)
 
     async def _fail(self, job_id: str, message: str) -> None:
         async with self._database.transaction() as db:

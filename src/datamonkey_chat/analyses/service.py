@@ -9,21 +9,23 @@ Records are plain JSON-able dicts in the shapes the REST API returns.
 from __future__ import annotations
 
 import asyncio
-import inspect
+import csv
+import io
 import json
 import os
 import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from datamonkey_chat.analyses import inputs
+from datamonkey_chat.analyses import inputs, runs
 from datamonkey_chat.analyses.hyphy import JobExecutor, LocalHyPhyExecutor, find_hyphy_binary
+from datamonkey_chat.analyses.methods import HyPhyMethod, option_list, registry
+from datamonkey_chat.analyses.methods.base import SERIES_FIELDS
 from datamonkey_chat.analyses.runner import JobRunner, PreparedJob
-from datamonkey_chat.analyses.summaries import SUMMARIZERS, summarize
 from datamonkey_chat.analyses.validation import (
     Problem,
     ValidationReport,
-    method_problems,
+    alignment_records,
     validate_alignment,
     validate_tree,
 )
@@ -51,7 +53,7 @@ HYPHY_MISSING = (
 )
 MAX_NAME_CHARS = 200
 MAX_PROBLEMS_IN_MESSAGE = 10
-ACTIVE = ("queued", "running")
+ACTIVE = ("running", "queued")
 KIND_BY_TYPE = {
     "alignment": "alignment",
     "fasta": "alignment",
@@ -60,6 +62,7 @@ KIND_BY_TYPE = {
     "tree": "tree",
     "newick": "tree",
 }
+DERIVED_NOTE = "Saved {count} alignment(s) from this result as your datasets: {ids}."
 JOB_FILTERS = ("alignment_id", "tree_id", "method", "status")
 
 
@@ -172,8 +175,11 @@ def _kind(declared: str | None, text: str) -> str:
 # ---------------------------------------------------------------- jobs
 
 
+BRIEF_EXCLUDED = frozenset({*SERIES_FIELDS, "plots"})
+
+
 def job_json(row: JobRow, summary: str = "none") -> dict[str, Any]:
-    """`summary`: "none", "brief" (no plot series: for the assistant) or "full"."""
+    """`summary`: "none", "brief" (no plot series or plots: for the assistant) or "full"."""
     body: dict[str, Any] = {
         "id": row.id,
         "job_id": row.id,
@@ -193,18 +199,55 @@ def job_json(row: JobRow, summary: str = "none") -> dict[str, Any]:
     if summary != "none" and row.status == "completed" and row.summary:
         stored: dict[str, Any] = json.loads(row.summary)
         if summary == "brief":
-            stored = {k: v for k, v in stored.items() if k not in ("sites", "branches")}
+            stored = {k: v for k, v in stored.items() if k not in BRIEF_EXCLUDED}
         body["summary"] = stored
     return body
 
 
-def compute_summary(prepared: PreparedJob, data: dict[str, Any]) -> dict[str, Any]:
-    """The stored summary: numbers from the JSON at the job's thresholds, plus plot series."""
-    summarizer = SUMMARIZERS.get(prepared.keyword)
-    accepted = inspect.signature(summarizer).parameters if summarizer else {}
-    thresholds = {k: v for k, v in prepared.thresholds.items() if k in accepted}
-    summary = summarize(prepared.keyword, data, include_series=True, **thresholds)
-    return inputs.for_plots(inputs.finite(summary))
+def compute_summary(
+    prepared: PreparedJob, data: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(HyPhy's JSON with the user's names, the summary with its plots) for storing."""
+    method = registry()[prepared.method_id]
+    options = method.Options.model_validate(prepared.options)
+    read = runs.read_result(method, options, data, prepared.names)
+    return read.data, {**read.summary.model_dump(mode="json"), "plots": read.plots}
+
+
+def csv_text(columns: list[str], rows: list[list[Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(["" if value is None else value for value in row] for row in rows)
+    return out.getvalue()
+
+
+def option_problems(error: runs.OptionsError) -> list[dict[str, object]]:
+    return [
+        {"code": "invalid_option", "field": f["field"], "message": f"{f['field']}: {f['message']}"}
+        for f in error.fields
+    ]
+
+
+async def _job_to_report(db: Any, user_id: str) -> str | None:
+    """'Is my job done?': the newest unfinished job first, else the latest one."""
+    for status in ACTIVE:
+        rows = await repository.list_jobs(db, user_id, {"status": status})
+        if rows:
+            return rows[0].id
+    return await repository.latest_job_id(db, user_id)
+
+
+def _tree_report(tree: DatasetRow | None) -> ValidationReport | None:
+    """A tree dataset's report; a NEXUS alignment with its own tree also serves as a tree."""
+    if tree is None:
+        return None
+    report = ValidationReport.model_validate_json(tree.report)
+    if tree.kind == "tree":
+        return report
+    if not report.has_tree:
+        raise AnalysisInputError(f"Dataset {tree.id} is an alignment without a tree of its own")
+    return report.model_copy(update={"kind": "tree", "names": report.tree_tips, "problems": []})
 
 
 class AnalysesService:
@@ -217,6 +260,7 @@ class AnalysesService:
         self._database = database
         self._settings = settings
         self._catalog = load_catalog()
+        # check_against_catalog(self._catalog)  # MERGE-TODO: enable once every module exists
         self._runner: JobRunner | None = None
         if executor is not None:
             cores = os.cpu_count() or 1
@@ -229,6 +273,7 @@ class AnalysesService:
                 cpus_per_job=max(1, cores // max(1, settings.max_concurrent_jobs)),
                 time_limit_seconds=settings.job_time_limit_seconds,
                 poll_seconds=settings.job_poll_seconds,
+                on_completed=self._store_derived_datasets,
             )
 
     @classmethod
@@ -365,8 +410,17 @@ class AnalysesService:
             raise AnalysisNotFoundError(f"No method named '{name}'. Known methods: {known}")
         return info
 
+    def runnable(self, name: str) -> tuple[MethodInfo, HyPhyMethod]:
+        """The catalog entry and module of a method this server can run."""
+        info = self.method(name)
+        module = registry().get(info.id)
+        if not info.runnable or module is None:
+            raise AnalysisInputError(f"{info.name} cannot be run on this server. {info.note or ''}")
+        return info, module
+
     def methods(self) -> list[dict[str, Any]]:
-        """The catalog with each method's parameters, for GET /methods."""
+        """The catalog with each method's options (from its options model), for GET /methods."""
+        modules = registry()
         return [
             {
                 **info.brief(),
@@ -374,7 +428,7 @@ class AnalysesService:
                 "hyphy_keyword": info.hyphy_keyword,
                 "run_time": info.run_time,
                 "note": info.note,
-                "options": [option.model_dump() for option in info.options],
+                "options": option_list(modules[info.id]) if info.id in modules else [],
             }
             for info in self._catalog.methods
         ]
@@ -387,37 +441,31 @@ class AnalysesService:
         tree_id: str | None,
         options: dict[str, Any],
     ) -> dict[str, Any]:
-        info = self.method(method)
-        if not info.runnable or not info.hyphy_keyword:
-            raise AnalysisInputError(f"{info.name} cannot be run on this server. {info.note or ''}")
+        info, module = self.runnable(method)
         try:
-            checked = inputs.check_options(info, options)
-        except inputs.OptionError as exc:
-            raise AnalysisInputError(str(exc)) from None
+            checked = runs.method_options(module, options)
+        except runs.OptionsError as exc:
+            raise ValidationFailedError(str(exc), option_problems(exc)) from None
         async with self._database.session() as db:
             alignment = await self._owned_dataset(db, user_id, alignment_id)
             tree = await self._owned_dataset(db, user_id, tree_id) if tree_id else None
-        report, tree_report = self._reports(alignment, tree, checked)
-        problems = method_problems(
-            info.hyphy_keyword,
-            report,
-            tree=tree_report,
-            required_labels=inputs.required_labels(checked),
-        )
+        stored_options = checked.model_dump(mode="json")
+        report, tree_report = self._reports(alignment, tree, stored_options)
+        problems = runs.run_problems(module, checked, report, tree_report)
         if problems:
             subject = f"{info.name} cannot run on dataset {alignment.name}, which"
             message = problems_message(subject, problems)
             raise ValidationFailedError(message, _problem_dicts(problems))
         if self._runner is None:  # checked last: the data's problems are worth knowing anyway
             raise HyPhyMissingError(HYPHY_MISSING)
-        notes = inputs.conversion_notes(report, tree_report)
+        notes = inputs.tree_notes(report, tree_report, module.requirements.needs_tree)
         row = JobRow(
             id=secrets.token_hex(12),
             user_id=user_id,
             method=info.id,
             alignment_id=alignment.id,
             tree_id=tree.id if tree else None,
-            options=json.dumps(checked),
+            options=json.dumps(stored_options),
             status="queued",
             progress=0.0,
             attempts=0,
@@ -434,17 +482,14 @@ class AnalysesService:
     ) -> tuple[ValidationReport, ValidationReport | None]:
         if alignment.kind != "alignment":
             raise AnalysisInputError(f"Dataset {alignment.id} is a tree, not an alignment")
-        if tree is not None and tree.kind != "tree":
-            raise AnalysisInputError(f"Dataset {tree.id} is an alignment, not a tree")
         report = ValidationReport.model_validate_json(alignment.report)
-        code = options.get("code")
+        code = options.get("genetic_code")
         if code and code != report.genetic_code:  # stop codons depend on the code
             try:
                 report = validate_alignment(alignment.content, code)
             except ValueError as exc:
                 raise AnalysisInputError(str(exc)) from None
-        tree_report = ValidationReport.model_validate_json(tree.report) if tree else None
-        return report, tree_report
+        return report, _tree_report(tree)
 
     async def _prepare_job(self, job_id: str) -> PreparedJob:
         """The runner's view of a claimed job: input files and HyPhy arguments."""
@@ -456,18 +501,51 @@ class AnalysesService:
             tree = await repository.get_dataset(db, job.tree_id) if job.tree_id else None
         if alignment is None or (job.tree_id and tree is None):
             raise ValueError("A dataset of this job was deleted before the job ran")
-        info = self.method(job.method)
-        options = json.loads(job.options)
-        report, tree_report = self._reports(alignment, tree, options)
-        planned = inputs.plan_inputs(alignment.content, report, tree_report)
-        return PreparedJob(
-            keyword=info.hyphy_keyword or job.method,
-            alignment_name=planned.alignment_name,
-            alignment_text=planned.alignment_text,
-            tree_text=planned.tree_text,
-            arguments=inputs.hyphy_arguments(info, options, report),
-            thresholds=inputs.summary_thresholds(options),
+        module = registry()[job.method]
+        stored_options = json.loads(job.options)
+        options = module.Options.model_validate(stored_options)
+        report, tree_report = self._reports(alignment, tree, stored_options)
+        planned = await asyncio.to_thread(
+            runs.plan_run, module, options, alignment.content, report, tree_report
         )
+        return PreparedJob(
+            keyword=module.keyword,
+            alignment_name=planned.inputs.alignment_name,
+            alignment_text=planned.inputs.alignment_text,
+            tree_text=planned.inputs.tree_text,
+            arguments=planned.arguments,
+            method_id=module.id,
+            options=stored_options,
+            names=planned.inputs.names,
+        )
+
+    async def _store_derived_datasets(self, job_id: str) -> None:
+        """Datasets a finished job produces (GARD's segments), owned by the job's user."""
+        async with self._database.session() as db:
+            job = await repository.get_job(db, job_id)
+            alignment = await repository.get_dataset(db, job.alignment_id) if job else None
+        module = registry().get(job.method) if job else None
+        if job is None or alignment is None or module is None or not job.result:
+            return
+        records = alignment_records(alignment.content)
+        derived = await asyncio.to_thread(
+            module.derived_datasets, json.loads(job.result), records, alignment.name
+        )
+        stored = []
+        for dataset in derived:
+            checked = await self.check_dataset(
+                dataset.fasta.encode(),
+                None,
+                {"name": dataset.name, "description": dataset.description, "type": "alignment"},
+            )
+            stored.append((await self.store_dataset(job.user_id, checked))["id"])
+        if stored:
+            notes = [
+                *(json.loads(job.notes) if job.notes else []),
+                DERIVED_NOTE.format(count=len(stored), ids=", ".join(stored)),
+            ]
+            async with self._database.transaction() as db:
+                await repository.set_job_notes(db, job_id, json.dumps(notes))
 
     async def get_job(self, user_id: str, job_id: str | None) -> dict[str, Any]:
         """A job (the user's latest when `job_id` is None) with its brief summary."""
@@ -487,6 +565,27 @@ class AnalysesService:
         if row.status == "completed" and row.result:
             body["result"] = json.loads(row.result)
         return body
+
+    async def job_result_json(self, user_id: str, job_id: str) -> str:
+        """HyPhy's JSON as stored (the user's sequence names restored), for download."""
+        row = await self._finished(user_id, job_id)
+        return row.result or "{}"
+
+    async def job_table_csv(self, user_id: str, job_id: str) -> str:
+        """One row per site or branch with every column the method reports, as CSV."""
+        row = await self._finished(user_id, job_id)
+        module = registry().get(row.method)
+        if module is None:
+            raise AnalysisNotFoundError(f"No table is available for {row.method} jobs")
+        options = module.Options.model_validate(json.loads(row.options))
+        table = await asyncio.to_thread(module.table, json.loads(row.result or "{}"), options)
+        return csv_text(table.columns, table.rows)
+
+    async def _finished(self, user_id: str, job_id: str) -> JobRow:
+        row = await self._job(user_id, job_id)
+        if row.status != "completed" or not row.result:
+            raise NotCancellableError(f"Job {job_id} is {row.status}: it has no results yet")
+        return row
 
     async def job_summary(self, user_id: str, job_id: str | None) -> dict[str, Any]:
         """What the assistant explains: the brief summary, or why there is none."""
@@ -529,7 +628,7 @@ class AnalysesService:
     async def _job(self, user_id: str, job_id: str | None) -> JobRow:
         async with self._database.session() as db:
             if job_id is None:
-                job_id = await repository.latest_job_id(db, user_id)
+                job_id = await _job_to_report(db, user_id)
                 if job_id is None:
                     raise AnalysisNotFoundError("You have no analysis jobs yet")
             row = await repository.get_job(db, job_id)

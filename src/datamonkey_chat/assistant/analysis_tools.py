@@ -9,17 +9,18 @@ always `ctx.deps.user_id`: no tool takes a user id from the model.
 from __future__ import annotations
 
 import re
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from pydantic_ai import RunContext
 from pydantic_ai.toolsets import FunctionToolset
 
 from datamonkey_chat.assistant.base import AssistantDeps
+from datamonkey_chat.assistant.ports import AnalysesPort
 from datamonkey_chat.catalog import load_catalog
 
 __all__ = [
     "NOT_AVAILABLE",
-    "AnalysesService",
     "analysis_toolset",
     "extract_alignment",
 ]
@@ -29,47 +30,28 @@ NOT_AVAILABLE = "Analyses are not available on this server (no analyses service 
 ToolResult = dict[str, Any] | list[Any]
 
 
-class AnalysesService(Protocol):
-    """What the tools call on `ctx.deps.analyses`; every result is JSON-able."""
-
-    async def list_datasets(self, user_id: str) -> list[dict[str, Any]]: ...
-    async def get_dataset(self, user_id: str, dataset_id: str) -> dict[str, Any]: ...
-    async def save_alignment_text(
-        self, user_id: str, text: str, name: str | None
-    ) -> dict[str, Any]: ...
-    async def start_job(
-        self,
-        user_id: str,
-        method: str,
-        alignment_id: str,
-        tree_id: str | None,
-        options: dict[str, Any],
-    ) -> dict[str, Any]: ...
-    async def get_job(self, user_id: str, job_id: str | None) -> dict[str, Any]: ...
-    async def job_summary(self, user_id: str, job_id: str | None) -> dict[str, Any]: ...
-    async def cancel_job(self, user_id: str, job_id: str) -> dict[str, Any]: ...
-    async def list_jobs(self, user_id: str) -> list[dict[str, Any]]: ...
-
-
 def _readable(exc: Exception) -> str:
     # str(KeyError("x")) is "'x'": prefer the message itself
     return str(exc.args[0]) if exc.args else type(exc).__name__
 
 
-async def _call(ctx: RunContext[AssistantDeps], operation: str, *args: Any) -> ToolResult:
+Call = Callable[[AnalysesPort, str], Awaitable[ToolResult]]
+
+
+async def _call(ctx: RunContext[AssistantDeps], call: Call) -> ToolResult:
+    """`call(service, user_id)`, with the service's user-meant errors as a readable result."""
     service = ctx.deps.analyses
     if service is None:
         return {"error": NOT_AVAILABLE}
     try:
-        result: ToolResult = await getattr(service, operation)(ctx.deps.user_id, *args)
+        return await call(service, ctx.deps.user_id)
     except (LookupError, ValueError) as exc:
         return {"error": _readable(exc)}
-    return result
 
 
 async def list_datasets(ctx: RunContext[AssistantDeps]) -> ToolResult:
     """List the user's uploaded datasets (alignments and trees) with their ids."""
-    return await _call(ctx, "list_datasets")
+    return await _call(ctx, lambda service, user: service.list_datasets(user))
 
 
 async def describe_dataset(ctx: RunContext[AssistantDeps], dataset_id: str) -> ToolResult:
@@ -78,7 +60,7 @@ async def describe_dataset(ctx: RunContext[AssistantDeps], dataset_id: str) -> T
     Args:
         dataset_id: the dataset's id as listed by list_datasets.
     """
-    return await _call(ctx, "get_dataset", dataset_id)
+    return await _call(ctx, lambda service, user: service.get_dataset(user, dataset_id))
 
 
 async def save_pasted_alignment(
@@ -93,7 +75,7 @@ async def save_pasted_alignment(
     text = extract_alignment(ctx.deps.current_message)
     if text is None:
         return {"error": "No FASTA or NEXUS alignment was found in the message."}
-    return await _call(ctx, "save_alignment_text", text, name)
+    return await _call(ctx, lambda service, user: service.save_alignment_text(user, text, name))
 
 
 async def start_analysis(
@@ -109,8 +91,10 @@ async def start_analysis(
     Args:
         method: method id or name from list_methods, e.g. "fel", "absrel".
         alignment_id: id of the alignment dataset.
-        tree_id: id of a separate tree dataset, if the alignment has no tree.
-        options: method options by name (see describe_method), e.g. {"pvalue": 0.05}.
+        tree_id: id of a tree dataset (or of a NEXUS alignment with its own tree); omit to
+            use the alignment's own tree, or a neighbour-joining tree built for the job.
+        options: the method's options, following describe_method's `options_schema`,
+            e.g. {"pvalue": 0.05, "genetic_code": "Vertebrate mtDNA", "branches": ["TEST"]}.
     """
     catalog = load_catalog()
     info = catalog.find(method)
@@ -118,7 +102,12 @@ async def start_analysis(
         return {"error": f"No method named {method!r}. Known methods: {', '.join(catalog.ids())}."}
     if not info.runnable:
         return {"error": f"{info.name} cannot be run on this server. {info.note or ''}".strip()}
-    return await _call(ctx, "start_job", info.id, alignment_id, tree_id, options or {})
+    return await _call(
+        ctx,
+        lambda service, user: service.start_job(
+            user, info.id, alignment_id, tree_id, options or {}
+        ),
+    )
 
 
 async def job_status(ctx: RunContext[AssistantDeps], job_id: str | None = None) -> ToolResult:
@@ -127,7 +116,7 @@ async def job_status(ctx: RunContext[AssistantDeps], job_id: str | None = None) 
     Args:
         job_id: the job's id; omit for the user's most recent job.
     """
-    return await _call(ctx, "get_job", job_id)
+    return await _call(ctx, lambda service, user: service.get_job(user, job_id))
 
 
 async def job_results(ctx: RunContext[AssistantDeps], job_id: str | None = None) -> ToolResult:
@@ -136,7 +125,7 @@ async def job_results(ctx: RunContext[AssistantDeps], job_id: str | None = None)
     Args:
         job_id: the job's id; omit for the user's most recent job.
     """
-    return await _call(ctx, "job_summary", job_id)
+    return await _call(ctx, lambda service, user: service.job_summary(user, job_id))
 
 
 async def cancel_job(ctx: RunContext[AssistantDeps], job_id: str) -> ToolResult:
@@ -145,12 +134,12 @@ async def cancel_job(ctx: RunContext[AssistantDeps], job_id: str) -> ToolResult:
     Args:
         job_id: the job's id.
     """
-    return await _call(ctx, "cancel_job", job_id)
+    return await _call(ctx, lambda service, user: service.cancel_job(user, job_id))
 
 
 async def list_jobs(ctx: RunContext[AssistantDeps]) -> ToolResult:
     """List the user's analysis jobs with method, dataset, status and creation time."""
-    return await _call(ctx, "list_jobs")
+    return await _call(ctx, lambda service, user: service.list_jobs(user))
 
 
 def analysis_toolset() -> FunctionToolset[AssistantDeps]:

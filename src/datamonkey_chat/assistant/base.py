@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from datamonkey_chat.assistant.ports import AnalysesPort
+
 
 @dataclass(frozen=True)
 class StoredTurn:
@@ -67,14 +69,14 @@ StreamEvent = TextDelta | ToolEvent | ReplyDone
 class AssistantDeps:
     """Who is asking, handed to tools through Pydantic AI's RunContext, never the prompt.
 
-    `analyses` is the analyses service (datasets and jobs) when the server has one;
-    typed loosely here so the assistant package does not import the service layer.
+    `analyses` is the analyses service (datasets and jobs) when the server has one, seen
+    through the assistant's port, so the assistant package does not import the service.
     """
 
     user_id: str
     conversation_id: str
     current_message: str = ""  # the user's new message (tools may read a pasted alignment)
-    analyses: Any = None
+    analyses: AnalysesPort | None = None
 
 
 class AssistantError(Exception):

@@ -415,9 +415,11 @@ def _render_options(info: dict[str, Any]) -> str:
         return f"The catalog lists no options for {info['name']}."
     lines = [f"Key options for {info['name']}:"]
     for option in info["options"]:
-        choices = f" (choices: {', '.join(option['choices'])})" if option.get("choices") else ""
-        default = option["default"] if option["default"] is not None else "none"
-        lines.append(f"- `{option['name']}` (default {default}){choices}: {option['description']}")
+        choices = option.get("choices")
+        shown = f" (choices: {', '.join(map(str, choices))})" if choices else ""
+        default = option["default"] if option.get("default") is not None else "none"
+        about = f": {option['description']}" if option.get("description") else ""
+        lines.append(f"- `{option['name']}` (default {default}){shown}{about}")
     return "\n".join(lines)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic_ai import RunContext
 from pydantic_ai.toolsets import AbstractToolset, FunctionToolset
 
+from datamonkey_chat.analyses.methods import option_list, options_schema, registry
 from datamonkey_chat.assistant.analysis_tools import analysis_toolset
 from datamonkey_chat.assistant.base import AssistantDeps
 from datamonkey_chat.catalog import load_catalog
@@ -28,8 +29,9 @@ def list_methods(ctx: RunContext[AssistantDeps]) -> list[dict[str, Any]]:
 
 def describe_method(ctx: RunContext[AssistantDeps], name: str) -> dict[str, Any]:
     """Everything the catalog knows about one method: the question it answers, required
-    input, typical run time, options with defaults, how to read its results and the paper
-    to cite.
+    input, typical run time, how to read its results, the paper to cite, and its options
+    with defaults and ranges (`options_schema` is the JSON schema that start_analysis's
+    `options` must follow).
 
     Args:
         name: method id, name or alias, e.g. "FEL", "aBSREL", "contrast-fel".
@@ -38,7 +40,11 @@ def describe_method(ctx: RunContext[AssistantDeps], name: str) -> dict[str, Any]
     method = catalog.find(name)
     if method is None:
         return {"error": f"No method named {name!r}. Known methods: {', '.join(catalog.ids())}."}
-    return method.model_dump(mode="json")
+    described = method.model_dump(mode="json", exclude={"options"})
+    module = registry().get(method.id)
+    described["options"] = option_list(module) if module else []
+    described["options_schema"] = options_schema(module) if module else None
+    return described
 
 
 def catalog_toolset() -> FunctionToolset[AssistantDeps]:

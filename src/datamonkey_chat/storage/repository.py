@@ -132,6 +132,10 @@ async def get_job(db: AsyncSession, job_id: str) -> JobRow | None:
     return await db.get(JobRow, job_id)
 
 
+async def set_job_notes(db: AsyncSession, job_id: str, notes: str) -> None:
+    await db.execute(update(JobRow).where(JobRow.id == job_id).values(notes=notes))
+
+
 async def list_jobs(
     db: AsyncSession, user_id: str, filters: dict[str, str | None] | None = None
 ) -> list[JobRow]:

@@ -11,13 +11,21 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from functools import cache
+from typing import Any
 
 from datamonkey_chat.analyses.methods.base import HyPhyMethod
 from datamonkey_chat.catalog import Catalog
 
-SHARED_MODULES = frozenset({"base", "options", "sites"})
+SHARED_MODULES = frozenset({"base", "options", "reference", "sites"})
 
-__all__ = ["HyPhyMethod", "RegistryError", "check_against_catalog", "registry"]
+__all__ = [
+    "HyPhyMethod",
+    "RegistryError",
+    "check_against_catalog",
+    "option_list",
+    "options_schema",
+    "registry",
+]
 
 
 class RegistryError(RuntimeError):
@@ -57,3 +65,39 @@ def check_against_catalog(catalog: Catalog) -> None:
                 f"method '{method_id}': catalog keyword {runnable[method_id].hyphy_keyword!r} "
                 f"but module keyword {method.keyword!r}"
             )
+
+
+def options_schema(method: HyPhyMethod) -> dict[str, Any]:
+    """The JSON schema of a method's options (what a language model fills in)."""
+    return method.Options.model_json_schema()
+
+
+def option_list(method: HyPhyMethod) -> list[dict[str, Any]]:
+    """Each option: name, type, default, description, choices and range, for people."""
+    schema = options_schema(method)
+    listed = []
+    for name, spec in schema.get("properties", {}).items():
+        spec = _resolved(spec, schema)
+        entry: dict[str, Any] = {
+            "name": name,
+            "type": spec.get("type", "string"),
+            "default": spec.get("default"),
+        }
+        for key in ("description", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+            if key in spec:
+                entry[key] = spec[key]
+        if "enum" in spec:
+            entry["choices"] = spec["enum"]
+        listed.append(entry)
+    return listed
+
+
+def _resolved(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """A property with its `$ref` (enums are defined once under $defs) merged in."""
+    ref = spec.get("$ref") or next(
+        (item.get("$ref") for item in spec.get("allOf", []) if "$ref" in item), None
+    )
+    if not ref:
+        return spec
+    target = schema.get("$defs", {}).get(ref.rsplit("/", 1)[-1], {})
+    return {**target, **{k: v for k, v in spec.items() if k not in ("$ref", "allOf")}}

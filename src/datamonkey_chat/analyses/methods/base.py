@@ -78,6 +78,8 @@ class InputContext:
     tree_available: bool  # a tree is uploaded, embedded, or will be built
     tree_rooted: bool = False
     branch_sets: BranchSets = field(default_factory=BranchSets)
+    # the user's sequence name -> the safe id HyPhy sees (for methods that match tip names)
+    tip_names: dict[str, str] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- results
@@ -110,6 +112,15 @@ class Table:
     rows: list[list[Any]]
 
 
+@dataclass(frozen=True)
+class DerivedDataset:
+    """An alignment a result produces for further analyses (e.g. GARD's segments)."""
+
+    name: str
+    description: str
+    fasta: str
+
+
 class HyPhyMethod:
     """One HyPhy analysis. Subclasses set the class attributes and override what differs."""
 
@@ -118,8 +129,10 @@ class HyPhyMethod:
     name: ClassVar[str]  # display name
     Options: ClassVar[type[MethodOptions]]
     requirements: ClassVar[MethodRequirements] = MethodRequirements()
-    # "sites" or "branches": what a table row is
+    # what a table row is, and what the plots show (for the method reference in docs/)
     table_unit: ClassVar[Literal["site", "branch", "segment", "pair", "group"]] = "site"
+    plots_shown: ClassVar[tuple[str, ...]] = ()
+    summary_model: ClassVar[type[Summary]] = Summary
 
     def options(self, given: dict[str, Any]) -> MethodOptions:
         """Validated options (pydantic raises ValidationError naming each bad field)."""
@@ -140,6 +153,12 @@ class HyPhyMethod:
 
     def table(self, data: dict[str, Any], options: MethodOptions) -> Table:
         raise NotImplementedError
+
+    def derived_datasets(
+        self, data: dict[str, Any], records: list[tuple[str, str]], name: str
+    ) -> list[DerivedDataset]:
+        """Alignments made from this result and the analysed `records` (name, sequence)."""
+        return []
 
 
 # ---------------------------------------------------------------- helpers for modules

@@ -43,10 +43,10 @@ class FelOptions(MethodOptions):
         0, description="Parametric bootstrap replicates per site (0: asymptotic LRT); slow"
     )
     multiple_hits: Annotated[MultipleHits, only_default("multiple_hits", "None", NO_MULTIHIT)] = (
-        "None"
+        Field("None", description=f"Upstream field; only 'None' ({NO_MULTIHIT})")
     )
-    site_multihit: Annotated[str, only_default("site_multihit", "Estimate", NO_MULTIHIT)] = (
-        "Estimate"
+    site_multihit: Annotated[str, only_default("site_multihit", "Estimate", NO_MULTIHIT)] = Field(
+        "Estimate", description=f"Upstream field; only 'Estimate' ({NO_MULTIHIT})"
     )
     genetic_code: GeneticCode = "Universal"
     branches: BranchList
@@ -58,6 +58,8 @@ class Fel(HyPhyMethod):
     keyword = "fel"
     name = "FEL"
     Options = FelOptions
+    summary_model = sites.SelectedSites
+    plots_shown = ("beta - alpha per codon, coloured by the verdict at the p-value threshold",)
 
     def input_problems(self, options: Any, context: InputContext) -> list[Problem]:
         return branch_problems(options.branches, context, self.name)

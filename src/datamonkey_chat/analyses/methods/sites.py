@@ -119,7 +119,7 @@ def site_plot(
     if y_scale:
         y_encoding["scale"] = y_scale
     return {
-        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+        "$schema": "https://vega.github.io/schema/vega-lite/v6.json",
         "title": title,
         "width": "container",
         "height": 220,

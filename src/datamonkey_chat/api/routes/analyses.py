@@ -5,12 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Body, Query, Response
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from datamonkey_chat.api.deps import Analyses, CurrentUser
 from datamonkey_chat.api.responses import JSONResponse
 from datamonkey_chat.api.routes.chat import UNAUTHORIZED
-from datamonkey_chat.api.schemas import DATA_PROBLEMS_RESPONSE, ForbiddenError, NotFoundError
+from datamonkey_chat.api.schemas import (
+    DATA_PROBLEMS_RESPONSE,
+    ForbiddenError,
+    NotFoundError,
+    ServerError,
+)
 
 methods = APIRouter(prefix="/methods", tags=["Methods"])
 jobs = APIRouter(prefix="/jobs", tags=["Jobs"])
@@ -28,7 +34,14 @@ class StartJobRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     alignment: str = Field(description="Id of the alignment dataset")
-    tree: str | None = Field(default=None, description="Id of a separate tree dataset")
+    tree: str | None = Field(
+        default=None,
+        description="Id of a tree dataset, or of a NEXUS alignment whose own tree to use; "
+        "without one, the alignment's own tree or a neighbour-joining tree is used",
+    )
+    user_token: str | None = Field(
+        default=None, description="Sent by upstream's generated clients; not an option"
+    )
 
 
 @methods.get(
@@ -102,6 +115,46 @@ async def list_jobs(
 )
 async def get_job(jobId: str, user_id: CurrentUser, analyses: Analyses) -> Response:  # noqa: N803
     return JSONResponse(await analyses.job_detail(user_id, jobId))
+
+
+DOWNLOAD = {
+    **OWNED,
+    409: {"model": ServerError, "description": "The job has not completed"},
+}
+
+
+@jobs.get(
+    "/{jobId}/table.csv",
+    operation_id="downloadJobTable",
+    summary="A completed job's table: one row per site or branch, every column HyPhy reports",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/csv": {}}, "description": "CSV"}, **DOWNLOAD},
+)
+async def download_table(jobId: str, user_id: CurrentUser, analyses: Analyses) -> Response:  # noqa: N803
+    text = await analyses.job_table_csv(user_id, jobId)
+    return Response(
+        text,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{jobId}-table.csv"'},
+    )
+
+
+@jobs.get(
+    "/{jobId}/result.json",
+    operation_id="downloadJobResult",
+    summary="A completed job's HyPhy JSON as HyPhy wrote it (your sequence names restored)",
+    responses={
+        200: {"content": {"application/json": {}}, "description": "HyPhy's JSON"},
+        **DOWNLOAD,
+    },
+)
+async def download_result(jobId: str, user_id: CurrentUser, analyses: Analyses) -> Response:  # noqa: N803
+    text = await analyses.job_result_json(user_id, jobId)
+    return Response(
+        text,
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{jobId}-result.json"'},
+    )
 
 
 @jobs.delete(

@@ -728,8 +728,44 @@
     if (!summary) return;
     if (summary.summary_text) renderMarkdown(view.summary, String(summary.summary_text));
     legendColumns = view.plot.clientWidth && view.plot.clientWidth < 480 ? 1 : 3;
-    const spec = plotSpec((job.method || view.method || "").toLowerCase(), summary);
-    if (spec) drawPlot(view.plot, spec);
+    const specs = Array.isArray(summary.plots) ? summary.plots.filter((s) => s && typeof s === "object") : [];
+    if (specs.length) {
+      view.plot.replaceChildren();
+      for (const spec of specs) {
+        const box = h("div", { class: "job-plot-item", dataset: { testid: "job-plot" } });
+        view.plot.append(box);
+        drawPlot(box, { ...spec, config: { ...chartConfig(), ...(spec.config || {}) } });
+      }
+    } else {
+      const spec = plotSpec((job.method || view.method || "").toLowerCase(), summary);
+      if (spec) drawPlot(view.plot, spec);
+    }
+    showDownloads(view, job);
+  }
+
+  /* Downloads need the session header, so they are fetched and handed over as a blob. */
+  function showDownloads(view, job) {
+    if (view.card.querySelector(".job-downloads")) return;
+    const jobId = job.id || job.job_id;
+    const link = (file, label) => {
+      const a = h("a", { href: "#", class: "download", text: label, dataset: { testid: `download-${file}` } });
+      a.addEventListener("click", async (event) => {
+        event.preventDefault();
+        try {
+          const response = await api(`/jobs/${encodeURIComponent(jobId)}/${file}`, { accept: "*/*" });
+          const url = URL.createObjectURL(await response.blob());
+          const save = h("a", { href: url, download: `${job.method || "job"}-${jobId}-${file}` });
+          document.body.append(save);
+          save.click();
+          save.remove();
+          window.setTimeout(() => URL.revokeObjectURL(url), 10000);
+        } catch (err) {
+          a.textContent = `${label} (failed: ${err.message})`;
+        }
+      });
+      return a;
+    };
+    view.card.append(h("p", { class: "job-downloads" }, "Download: ", link("table.csv", "table (CSV)"), " · ", link("result.json", "HyPhy JSON")));
   }
 
   /* ------------------------------------------------------------------- plots */
