@@ -391,3 +391,65 @@ def test_meme_summary_names_the_branches_behind_each_site() -> None:
     assert table.columns[-1] == "branches with EBF >= 100" and len(table.rows) == len(rows)
     listed = [len(r[-1].split(";")) if r[-1] else 0 for r in table.rows]
     assert listed == [r[count] for r in rows]
+
+
+# ---------------------------------------------------------------- MULTI-HIT
+
+
+def test_multihit_options_follow_upstream() -> None:
+    fmm = method("multi-hit")
+    assert fmm.keyword == "fmm"
+    defaults = fmm.options({})
+    assert fmm.arguments(defaults, context()) == {
+        "code": "Universal",
+        "rates": 3,
+        "triple-islands": "No",
+    }
+    # MultihitRequest's example body
+    example = {"genetic_code": "Universal", "triple_islands": "No", "rate_classes": 1}
+    assert fmm.arguments(fmm.options(example), context())["rates"] == 1
+    assert refused("multi-hit", {"rate_classes": 11}) == {"rate_classes"}
+    assert refused("multi-hit", {"triple_islands": "yes please"}) == {"triple_islands"}
+
+
+def test_multihit_summary_reports_tests_rates_and_sites() -> None:
+    # fmm_integrase60.json: HyPhy 2.5.47 fmm --rates 1 on integrase_BDA's first 60 codons
+    data = load("fmm_integrase60.json")
+    fmm = method("multi-hit")
+    results = data["test results"]
+    for threshold in (0.05, 0.9):
+        summary = fmm.summarize(data, fmm.options({"pvalue": threshold}))
+        tests = {t["test"]: t for t in summary.tests}  # type: ignore[attr-defined]
+        assert set(tests) == set(results)
+        for name, result in results.items():
+            assert tests[name]["p"] == pytest.approx(result["p-value"], abs=1e-4)
+            assert tests[name]["significant"] == (result["p-value"] <= threshold)
+        double = results["Double-hit vs single-hit"]
+        assert f"p = {double['p-value']:.3g}" in summary.summary_text
+        supported = double["p-value"] <= threshold
+        assert ("The data support double hits" in summary.summary_text) == supported
+        assert ("no evidence of multi-nucleotide" in summary.summary_text) == (
+            not any(r["p-value"] <= threshold for r in results.values())
+        )
+    parameters = data["fits"]["MG94 with double instantaneous substitutions"]["Rate Distributions"][
+        "parameters"
+    ]
+    delta = parameters["rate at which 2 nucleotides are changed instantly within a single codon"]
+    rates = summary.rates  # type: ignore[attr-defined]
+    assert rates["MG94 with double instantaneous substitutions"]["double-hit rate"] == (
+        pytest.approx(delta, abs=1e-4)
+    )
+    ratios = data["Evidence Ratios"]
+    strong = sorted(
+        {i + 1 for v in ratios.values() for i, x in enumerate(v[0]) if x > 0 and math.log(x) > 2}
+    )
+    assert summary.strong_sites == strong  # type: ignore[attr-defined]
+    sites = len(ratios["Two-hit"][0])
+    plots = fmm.plots(summary)
+    assert len(plots) == 2 and len(plot_points(plots[1])) == len(results)
+    assert {p["site"] for p in plot_points(plots[0])} <= set(range(1, sites + 1))
+    table = fmm.table(data, fmm.options({}))
+    assert len(table.rows) == sites and table.columns[:3] == ["site", "ER 2H vs 1H", "ER 3H vs 2H"]
+    two_hit = table.columns.index("ER 2H vs 1H")
+    assert [r[two_hit] for r in table.rows] == ratios["Two-hit"][0]
+    assert len(table.columns) == 3 + len(data["Site Log Likelihood"])

@@ -149,6 +149,10 @@ class Bgm(HyPhyMethod):
     keyword = "bgm"
     name = "BGM"
     Options = BgmOptions
+    summary_model = CoevolvingPairs
+    plots_shown = (
+        "pairs of sites (site 1 vs site 2), sized and coloured by posterior of dependence",
+    )
     requirements = MethodRequirements(
         data_types=frozenset({"nucleotide", "protein"}), needs_codons=False
     )

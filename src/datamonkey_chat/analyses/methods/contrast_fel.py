@@ -127,6 +127,8 @@ class ContrastFel(HyPhyMethod):
     keyword = "contrast-fel"
     name = "Contrast-FEL"
     Options = ContrastFelOptions
+    summary_model = ContrastSites
+    plots_shown = ("-log10 p of the overall test per codon, significant sites in red",)
 
     def _hyphy_set(self, label: str, context: InputContext) -> str | None:
         return SPECIAL_SETS.get(label.casefold()) or context.branch_sets.hyphy(label)

@@ -93,6 +93,11 @@ class Fubar(HyPhyMethod):
     keyword = "fubar"
     name = "FUBAR"
     Options = FubarOptions
+    summary_model = FubarSites
+    plots_shown = (
+        "posterior probability of positive selection per codon",
+        "posterior mean beta - alpha per codon",
+    )
 
     def arguments(self, options: Any, context: InputContext) -> dict[str, OptionValue]:
         args: dict[str, OptionValue] = {

@@ -57,14 +57,14 @@ class MemeOptions(MethodOptions):
 
     genetic_code: GeneticCode = "Universal"
     multiple_hits: Annotated[MultipleHits, only_default("multiple_hits", "None", NO_MULTIHIT)] = (
-        "None"
+        Field("None", description="Multiple-hit model: only 'None' (HyPhy 2.5.47)")
     )
-    site_multihit: Annotated[str, only_default("site_multihit", "Estimate", NO_MULTIHIT)] = (
-        "Estimate"
+    site_multihit: Annotated[str, only_default("site_multihit", "Estimate", NO_MULTIHIT)] = Field(
+        "Estimate", description="Site-level multiple-hit rates: only 'Estimate' (HyPhy 2.5.47)"
     )
     rates: Annotated[
         int, only_default("rates", 2, "HyPhy 2.5.47's MEME has two beta classes (beta-, beta+)")
-    ] = 2
+    ] = Field(2, description="Non-synonymous rate classes: MEME has two (beta-, beta+)")
     resample: Annotated[int, Field(ge=0, le=1000)] = Field(
         0,
         description="Parametric bootstrap replicates per site for the LRT's null distribution "
@@ -72,7 +72,7 @@ class MemeOptions(MethodOptions):
     )
     impute_states: Annotated[
         YesNo, only_default("impute_states", "No", "HyPhy 2.5.47's MEME cannot impute states")
-    ] = "No"
+    ] = Field("No", description="Impute missing states: only 'No' (HyPhy 2.5.47)")
     # additive
     pvalue: PValue = Field(0.1, description="p-value threshold for calling a site selected")
     branches: BranchList
@@ -131,6 +131,8 @@ class Meme(HyPhyMethod):
     keyword = "meme"
     name = "MEME"
     Options = MemeOptions
+    summary_model = MemeSites
+    plots_shown = ("LRT p-value per codon (log scale), coloured by the verdict at the threshold",)
 
     def input_problems(self, options: Any, context: InputContext) -> list[Problem]:
         return branch_problems(options.branches, context, self.name)

@@ -74,6 +74,10 @@ class Slac(HyPhyMethod):
     keyword = "slac"
     name = "SLAC"
     Options = SlacOptions
+    summary_model = sites.SelectedSites
+    plots_shown = (
+        "dN - dS per codon (resolved counts), coloured by the verdict at the p-value threshold",
+    )
 
     def input_problems(self, options: Any, context: InputContext) -> list[Problem]:
         return branch_problems(options.branches, context, self.name)
