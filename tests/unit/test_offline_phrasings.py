@@ -151,7 +151,7 @@ CASES: list[Case] = [
     Case("what does FADE require?", "inputs", ("describe_method",), ("rooted tree",)),
     Case("what are the options for FEL?", "options", ("describe_method",),
          ("`pvalue` (default 0.1)",)),
-    Case("FUBAR parameters", "options", ("describe_method",), ("`grid` (default 20)",)),
+    Case("FUBAR parameters", "options", ("describe_method",), ("`grid_points` (default 20)",)),
     Case("how long does MEME take to run?", "runtime", ("describe_method",),
          (fact("meme", "run_time"),)),
     Case("how do I interpret BUSTED results?", "interpret", ("describe_method",),
