@@ -34,7 +34,8 @@ from datamonkey_chat.settings import Settings
 
 ProgressCallback = Callable[[str, float | None], None]
 JobStatus = Literal["completed", "error", "cancelled", "timeout"]
-OptionValue = str | int | float | bool
+# A list repeats the flag (`--branch-set A --branch-set B`), as HyPhy wants for several sets.
+OptionValue = str | int | float | bool | list[str]
 
 HYPHY_DIR = Path("/usr/lib/hyphy/bin")
 # Best first; each needs these /proc/cpuinfo flags. /usr/bin/hyphy is a wrapper that joins
@@ -162,7 +163,7 @@ class JobExecutor(Protocol):
 # ---------------------------------------------------------------- command line
 
 
-def _option_value(value: OptionValue) -> str:
+def _option_value(value: str | int | float | bool) -> str:
     if isinstance(value, bool):
         return "Yes" if value else "No"  # HyPhy's own spelling for yes/no options
     return str(value)
@@ -177,7 +178,8 @@ def build_command(
     for key, value in spec.options.items():
         if key in ("alignment", "tree", "output"):
             raise ValueError(f"option '{key}' is set by the runner")
-        argv += [f"--{key}", _option_value(value)]
+        for item in value if isinstance(value, list) else [value]:
+            argv += [f"--{key}", _option_value(item)]
     return argv + ["--output", str(output), f"CPU={max(1, spec.cpus)}"]
 
 

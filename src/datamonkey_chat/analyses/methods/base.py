@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from datamonkey_chat.analyses.validation import MethodRequirements, Problem, ValidationReport
 
-OptionValue = str | int | float | bool
+OptionValue = str | int | float | bool | list[str]  # a list repeats the flag
 PlotSpec = dict[str, Any]  # a Vega-Lite specification
 FEW_SEQUENCES = 20  # below this, site- and branch-level tests have little power
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
@@ -168,7 +168,7 @@ class ContrastFel(HyPhyMethod):
         }
         # HyPhy takes one `--branch-set X` per set: several sets need the flag repeated, so
         # they are given as a list (the command builder repeats the flag for a list).
-        args["branch-set"] = unique[0] if len(unique) == 1 else cast(OptionValue, unique)
+        args["branch-set"] = unique[0] if len(unique) == 1 else unique
         return args
 
     def summarize(self, data: dict[str, Any], options: Any) -> Summary:
