@@ -18,6 +18,7 @@ from datamonkey_chat.analyses.methods.base import MethodOptions
 from datamonkey_chat.analyses.methods.options import UPSTREAM_CODES, BranchList, GeneticCode
 from datamonkey_chat.assistant import option_words
 from datamonkey_chat.assistant.option_words import apply_words, match_words, unread_words
+from datamonkey_chat.catalog import load_catalog
 from datamonkey_chat.catalog.knowledge import (
     Intents,
     OptionPhrase,
@@ -52,6 +53,12 @@ def test_the_genetic_codes_named_are_the_ones_offered() -> None:
         if k == "genetic_code"
     }
     assert said == set(UPSTREAM_CODES)  # every code has words, and only real codes
+
+
+def test_every_selection_type_of_the_catalog_is_reachable_by_words() -> None:
+    types = {t for method in load_catalog().methods for t in method.selection_types}
+    reachable = {t for term in load_intents().selection_terms for t in term.types}
+    assert types <= reachable
 
 
 def intents_with(change: dict[str, Any]) -> dict[str, Any]:

@@ -539,7 +539,8 @@ def _handle_run(situation: Situation, intent: Intent) -> Step:
     if _error(listed[0]):
         return Step(text=_error(listed[0]) or "")
     datasets = _items(listed[0], "datasets")
-    dataset, question = _choose_alignment(datasets, situation.message, intent.methods)
+    # dataset names are looked for outside the option words ("test the TEST branches")
+    dataset, question = _choose_alignment(datasets, request.remaining, intent.methods)
     if dataset is None:
         return Step(text=question)
     tree_id, question = _choose_tree(datasets, request)
