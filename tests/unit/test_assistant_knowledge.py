@@ -16,7 +16,7 @@ from pydantic import Field, ValidationError
 from datamonkey_chat.analyses.methods import registry
 from datamonkey_chat.analyses.methods.base import MethodOptions
 from datamonkey_chat.analyses.methods.options import UPSTREAM_CODES, BranchList, GeneticCode
-from datamonkey_chat.assistant import option_words
+from datamonkey_chat.assistant import offline, option_words
 from datamonkey_chat.assistant.option_words import apply_words, match_words, unread_words
 from datamonkey_chat.catalog import load_catalog
 from datamonkey_chat.catalog.knowledge import (
@@ -59,6 +59,12 @@ def test_every_selection_type_of_the_catalog_is_reachable_by_words() -> None:
     types = {t for method in load_catalog().methods for t in method.selection_types}
     reachable = {t for term in load_intents().selection_terms for t in term.types}
     assert types <= reachable
+
+
+def test_every_intent_has_an_answer() -> None:
+    """A rule either carries its fixed reply or names an intent the offline model handles."""
+    for rule in load_intents().intents:
+        assert rule.reply or rule.id in offline.HANDLED_INTENTS, rule.id
 
 
 def intents_with(change: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,10 @@ or cancels an analysis when the message asks for exactly that.
 
 Each model request is answered by `decide()`: it reads the user's latest message and the
 tool results gathered so far in this run, and returns either more tool calls or the text.
+What a message asks for is decided by data, not code: catalog/intents.json (concepts,
+rules over them, first match wins, each with the example phrasings it is tested with);
+concepts are explained from catalog/glossary.json and options said in words are read with
+catalog/option_words.json (assistant/option_words.py).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ __all__ = [
     "Observation",
     "Situation",
     "Step",
+    "HANDLED_INTENTS",
     "classify",
     "concepts_in",
     "decide",
@@ -830,6 +835,9 @@ _HANDLERS: dict[str, Handler] = {
     "help": _handle_help,
     "fallback": _handle_fallback,
 }
+
+
+HANDLED_INTENTS = frozenset(_HANDLERS)
 
 
 # ---------------------------------------------------------------- formatting tool results
