@@ -241,3 +241,16 @@ async def test_records_shaped_like_the_analyses_service() -> None:
 
     assert fake.called("start_job") == [("slac", "a2", None, {})]
     assert "42%" in status.text and "Fitting the full model" in status.text
+
+
+async def test_a_dataset_named_but_not_uploaded_is_not_replaced_by_another() -> None:
+    fake = FakeAnalyses()
+    fake.datasets = fake.datasets[:1]  # one alignment: "my alignment" would be clear
+    assistant = build_assistant(Settings(model=None))
+    deps = AssistantDeps(user_id="u", conversation_id="c", analyses=fake)
+
+    reply = await assistant.reply([], "run FEL on oak.fasta", deps)
+    assert "no dataset named oak.fasta" in reply.text and fake.called("start_job") == []
+
+    await assistant.reply([], "run FEL on my alignment", deps)
+    assert fake.called("start_job") == [("fel", "ds1", None, {})]

@@ -554,6 +554,10 @@ def _handle_run(situation: Situation, intent: Intent) -> Step:
     return Step(calls=request.start_calls(_item_id(dataset, "dataset"), tree_id))
 
 
+_FILE_NAME = re.compile(
+    r"\b[\w-]+\.(?:fasta|fas|fa|fna|nex|nexus|nxs|phy|phylip|aln|txt|nwk|newick|tre)\b",
+    re.IGNORECASE,
+)
 _LATEST = re.compile(r"\b(latest|last|newest|most recent|just uploaded|recent)\b", re.IGNORECASE)
 
 
@@ -568,6 +572,13 @@ def _choose_alignment(
     named = _named_dataset(alignments, message)
     if named is not None:
         return named, ""
+    unknown = _FILE_NAME.search(message)
+    if unknown:  # a file the user names but has not uploaded: never run another one
+        listed = "\n".join(f"- {_dataset_line(d)}" for d in alignments)
+        return None, (
+            f"You have no dataset named {unknown.group(0)}, so I started nothing. "
+            f"Your alignments:\n{listed}"
+        )
     if len(alignments) == 1 or _LATEST.search(message):
         return _latest(alignments), ""
     listed = "\n".join(f"- {_dataset_line(d)}" for d in alignments)
