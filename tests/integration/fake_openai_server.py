@@ -11,6 +11,9 @@ script, keyed on the last user message:
 - "what is X" / "about X" while a `describe_method` tool is offered: a tool call
   `describe_method(name=X)`; once the tool result comes back, text quoting the result's
   name and citation;
+- "START_JSON {...}" while `start_analysis` is offered: a tool call `start_analysis` with
+  exactly that JSON as its arguments; once the result comes back, text quoting the tool's
+  error (`The server said: ...`) or the job (`Started job <id> with options <json>`);
 - anything else: "Echo: <message> (<n> messages)".
 
 `GET /_last_request` returns the last chat request body, so tests can check what the
@@ -28,6 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 METHOD_QUESTION = re.compile(r"(?:what is|about)\s+([A-Za-z][A-Za-z-]*)", re.IGNORECASE)
+START_JSON = re.compile(r"START_JSON\s+(\{.*\})", re.DOTALL)
 HANG_SECONDS = 600
 
 
@@ -44,12 +48,20 @@ def script(body: dict[str, Any]) -> ScriptedReply:
     last = messages[-1] if messages else {}
     if last.get("role") == "tool":
         result = json.loads(last.get("content") or "{}")
+        if isinstance(result, dict) and "error" in result:
+            return ScriptedReply(text=f"The server said: {result['error']}")
+        if isinstance(result, dict) and "job_id" in result:
+            options = json.dumps(result.get("options"), sort_keys=True)
+            return ScriptedReply(text=f"Started job {result['job_id']} with options {options}")
         return ScriptedReply(
             text=f"From the catalog: {result.get('name')} — {result.get('summary')} "
             f"Cite: {result.get('citation')}"
         )
     user_text = _text(last.get("content"))
     offered = {t.get("function", {}).get("name") for t in body.get("tools", [])}
+    start = START_JSON.search(user_text)
+    if start and "start_analysis" in offered:
+        return ScriptedReply(tool=("start_analysis", json.loads(start.group(1))))
     question = METHOD_QUESTION.search(user_text)
     if question and "describe_method" in offered:
         return ScriptedReply(tool=("describe_method", {"name": question.group(1)}))

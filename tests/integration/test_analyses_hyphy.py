@@ -263,7 +263,7 @@ async def test_fel_fubar_absrel_through_the_offline_assistant(client: httpx.Asyn
 
     # the same job, but protein data: a precise refusal, and nothing queued
     await upload(client, PROTEIN, headers["user_token"])
-    refused = await say(client, headers, chat, "run FEL on my alignment")
+    refused = await say(client, headers, chat, "run FEL on my latest alignment")
     assert (
         "FEL needs a nucleotide alignment of codons, but this is a protein alignment"
         in (refused["content"])

@@ -227,7 +227,7 @@ async def test_model_sees_every_tool() -> None:
     await assistant_with(FunctionModel(echo)).reply([], "hi", DEPS)
     names = {tool.name for tool in echo.infos[0].function_tools}
     assert names == {
-        "list_methods", "describe_method", "list_datasets", "describe_dataset",
+        "list_methods", "describe_method", "explain_term", "list_datasets", "describe_dataset",
         "save_pasted_alignment", "start_analysis", "job_status", "job_results",
         "cancel_job", "list_jobs",
     }  # fmt: skip

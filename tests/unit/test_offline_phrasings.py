@@ -14,6 +14,7 @@ from datamonkey_chat.assistant.base import AssistantDeps, StoredTurn
 from datamonkey_chat.assistant.offline import classify, find_methods
 from datamonkey_chat.catalog import load_catalog
 from datamonkey_chat.settings import Settings
+from tests.unit.offline_world import FakeAnalyses
 
 
 def fact(method_id: str, attribute: str) -> str:
@@ -21,85 +22,6 @@ def fact(method_id: str, attribute: str) -> str:
     assert method is not None
     value = getattr(method, attribute)
     return ", ".join(value) if isinstance(value, list) else str(value)
-
-
-class FakeAnalyses:
-    """Test double of the analyses service: canned data, every call recorded."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, tuple[Any, ...]]] = []
-        self.datasets: list[dict[str, Any]] = [
-            {"dataset_id": "ds1", "name": "hiv_env.fasta", "type": "nucleotide",
-             "sequences": 11, "codons": 288, "created_at": "2024-01-01T10:00:00Z"},
-            {"dataset_id": "ds2", "name": "flu_ha.nex", "type": "nucleotide",
-             "sequences": 20, "codons": 550, "created_at": "2024-02-01T10:00:00Z"},
-        ]  # fmt: skip
-        self.jobs: list[dict[str, Any]] = [
-            {"job_id": "job7", "method": "busted", "status": "completed",
-             "created_at": "2024-02-02T10:00:00Z"},
-            {"job_id": "job8", "method": "fel", "status": "running", "progress": "site 17/181",
-             "created_at": "2024-02-03T10:00:00Z"},
-        ]  # fmt: skip
-
-    def _record(self, name: str, user_id: str, *args: Any) -> None:
-        self.calls.append((name, user_id, args))
-
-    def called(self, name: str) -> list[tuple[Any, ...]]:
-        return [args for call, _, args in self.calls if call == name]
-
-    async def list_datasets(self, user_id: str) -> list[dict[str, Any]]:
-        self._record("list_datasets", user_id)
-        return self.datasets
-
-    async def get_dataset(self, user_id: str, dataset_id: str) -> dict[str, Any]:
-        self._record("get_dataset", user_id, dataset_id)
-        for dataset in self.datasets:
-            if dataset["dataset_id"] == dataset_id:
-                return dataset
-        raise LookupError(f"No dataset {dataset_id}.")
-
-    async def save_alignment_text(
-        self, user_id: str, text: str, name: str | None
-    ) -> dict[str, Any]:
-        self._record("save_alignment_text", user_id, text, name)
-        return {
-            "dataset_id": "ds9",
-            "name": name or "pasted alignment",
-            "sequences": text.count(">"),
-        }
-
-    async def start_job(
-        self, user_id: str, method: str, alignment_id: str, tree_id: str | None,
-        options: dict[str, Any],
-    ) -> dict[str, Any]:  # fmt: skip
-        self._record("start_job", user_id, method, alignment_id, tree_id, options)
-        return {"job_id": "job42", "method": method, "status": "queued"}
-
-    async def get_job(self, user_id: str, job_id: str | None) -> dict[str, Any]:
-        self._record("get_job", user_id, job_id)
-        return self.jobs[-1] if job_id is None else self._job(job_id)
-
-    async def job_summary(self, user_id: str, job_id: str | None) -> dict[str, Any]:
-        self._record("job_summary", user_id, job_id)
-        job = self.jobs[-1] if job_id is None else self._job(job_id)
-        if job["method"] == "busted":
-            return {**job, "summary_text": "BUSTED found evidence of episodic diversifying "
-                    "selection (p = 0.003).", "p_value": 0.003}  # fmt: skip
-        return job
-
-    async def cancel_job(self, user_id: str, job_id: str) -> dict[str, Any]:
-        self._record("cancel_job", user_id, job_id)
-        return {**self._job(job_id), "status": "error", "error_message": "cancelled"}
-
-    async def list_jobs(self, user_id: str) -> list[dict[str, Any]]:
-        self._record("list_jobs", user_id)
-        return self.jobs
-
-    def _job(self, job_id: str) -> dict[str, Any]:
-        for job in self.jobs:
-            if job["job_id"] == job_id:
-                return job
-        raise LookupError(f"No job {job_id}.")
 
 
 FASTA = ">seq1\nATGAAACCCGGG\n>seq2\nATGAAACCTGGG\n>seq3\nATGAAGCCCGGG\n"
@@ -152,6 +74,7 @@ CASES: list[Case] = [
     Case("what are the options for FEL?", "options", ("describe_method",),
          ("`pvalue` (default 0.1)",)),
     Case("FUBAR parameters", "options", ("describe_method",), ("`grid_points` (default 20)",)),
+    Case("FEL parameters", "options", ("describe_method",), ("`srv` (default Yes)",)),
     Case("how long does MEME take to run?", "runtime", ("describe_method",),
          (fact("meme", "run_time"),)),
     Case("how do I interpret BUSTED results?", "interpret", ("describe_method",),
@@ -177,11 +100,13 @@ CASES: list[Case] = [
     Case("tell me a joke", "fallback", (), (HELP_FACT,)),
     Case("write me a poem about cats", "fallback", (), (HELP_FACT,)),
     # analyses
-    Case("run FEL on my alignment", "run", ("list_datasets", "start_analysis"), ("job42", "queued"),
+    Case("run FEL on my latest alignment", "run", ("list_datasets", "start_analysis"),
+         ("job42", "queued"),
          {"start_job": ("fel", "ds2", None, {})}),
     Case("please run MEME on hiv_env", "run", ("list_datasets", "start_analysis"), ("job42",),
          {"start_job": ("meme", "ds1", None, {})}),
-    Case("can you run aBSREL on my data?", "run", ("list_datasets", "start_analysis"), ("aBSREL",),
+    Case("can you run aBSREL on my newest data?", "run", ("list_datasets", "start_analysis"),
+         ("aBSREL",),
          {"start_job": ("absrel", "ds2", None, {})}),
     Case("run NRM on my alignment", "run", (), ("cannot be run on this server",)),
     Case("run an analysis on my data", "run", ("list_methods",), ("Which method",)),
@@ -297,7 +222,8 @@ def test_method_names_are_found_without_false_matches(text: str, expected: list[
 
 async def test_records_shaped_like_the_analyses_service() -> None:
     """Ids under `id`, creation times in ms, trees listed beside alignments, progress as a
-    fraction: the offline assistant picks the newest alignment and reports progress."""
+    fraction: the offline assistant asks which of two alignments, picks the newest when told
+    "latest", and reports progress."""
     fake = FakeAnalyses()
     fake.datasets = [
         {"id": "t1", "name": "tree.nwk", "kind": "tree", "created": 3000},
@@ -309,8 +235,23 @@ async def test_records_shaped_like_the_analyses_service() -> None:
     assistant = build_assistant(Settings(model=None))
     deps = AssistantDeps(user_id="u", conversation_id="c", analyses=fake)
 
-    await assistant.reply([], "run SLAC on my alignment", deps)
+    asked = await assistant.reply([], "run SLAC on my alignment", deps)
+    assert "Which alignment" in asked.text and fake.called("start_job") == []
+    await assistant.reply([], "run SLAC on my latest alignment", deps)
     status = await assistant.reply([], "is my job done?", deps)
 
     assert fake.called("start_job") == [("slac", "a2", None, {})]
     assert "42%" in status.text and "Fitting the full model" in status.text
+
+
+async def test_a_dataset_named_but_not_uploaded_is_not_replaced_by_another() -> None:
+    fake = FakeAnalyses()
+    fake.datasets = fake.datasets[:1]  # one alignment: "my alignment" would be clear
+    assistant = build_assistant(Settings(model=None))
+    deps = AssistantDeps(user_id="u", conversation_id="c", analyses=fake)
+
+    reply = await assistant.reply([], "run FEL on oak.fasta", deps)
+    assert "no dataset named oak.fasta" in reply.text and fake.called("start_job") == []
+
+    await assistant.reply([], "run FEL on my alignment", deps)
+    assert fake.called("start_job") == [("fel", "ds1", None, {})]

@@ -8,6 +8,10 @@ or cancels an analysis when the message asks for exactly that.
 
 Each model request is answered by `decide()`: it reads the user's latest message and the
 tool results gathered so far in this run, and returns either more tool calls or the text.
+What a message asks for is decided by data, not code: catalog/intents.json (concepts,
+rules over them, first match wins, each with the example phrasings it is tested with);
+concepts are explained from catalog/glossary.json and options said in words are read with
+catalog/option_words.json (assistant/option_words.py).
 """
 
 from __future__ import annotations
@@ -33,7 +37,14 @@ from pydantic_ai.messages import (
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
 
 from datamonkey_chat.assistant.analysis_tools import extract_alignment
+from datamonkey_chat.assistant.option_words import (
+    AppliedOptions,
+    apply_words,
+    match_words,
+    unread_words,
+)
 from datamonkey_chat.catalog import MethodInfo, load_catalog, normalize_name
+from datamonkey_chat.catalog.knowledge import load_glossary, load_intents
 
 __all__ = [
     "OFFLINE_DESCRIPTION",
@@ -42,7 +53,9 @@ __all__ = [
     "Observation",
     "Situation",
     "Step",
+    "HANDLED_INTENTS",
     "classify",
+    "concepts_in",
     "decide",
     "find_methods",
     "offline_model",
@@ -62,13 +75,16 @@ CAPABILITIES = (
     "run your analyses, but I do not understand free-form questions. Try:\n"
     '- "list methods", "what is MEME?", "which method finds episodic selection?"\n'
     '- "how do I cite FUBAR?", "what input does RELAX need?", "options for FEL"\n'
-    '- "my datasets", "run FEL on my alignment", "is my job done?", '
-    '"what did BUSTED find?", "cancel my job"\n'
+    '- "what is dN/dS?", "pervasive vs episodic selection", "which genetic codes exist?"\n'
+    '- "my datasets", "run FEL on hiv.fasta with p-value 0.05, internal branches only", '
+    '"is my job done?", "what did BUSTED find?", "cancel my job"\n'
     "- or paste a FASTA/NEXUS alignment to store it as a dataset."
 )
 
 
 # ---------------------------------------------------------------- intent recognition
+# The concepts, the rules over them (first match wins) and their example phrasings live in
+# catalog/intents.json; this section only computes which concepts a message has.
 
 
 @dataclass(frozen=True)
@@ -77,10 +93,12 @@ class Intent:
     methods: tuple[MethodInfo, ...] = ()
     selection: tuple[str, ...] = ()
     job_id: str | None = None
+    terms: tuple[str, ...] = ()  # glossary term ids
+    reply: str | None = None  # a rule's fixed answer
 
 
-# Words the patterns below rely on; a misspelt word close to one of them is corrected
-# before matching ("lsit metods" -> "list methods").
+# Words the concepts rely on; a misspelt word close to one of them is corrected before
+# matching ("lsit metods" -> "list methods").
 _VOCABULARY = (
     "list methods method available analyses analysis options parameters settings "
     "defaults citation citations reference references publication cite paper input inputs "
@@ -90,73 +108,10 @@ _VOCABULARY = (
     "finished complete completed status progress cancel datasets dataset alignments "
     "alignment uploads jobs running interpret understand explain recommend suggest "
     "which hello thanks compartment compartmentalization segregation migration "
-    "epistasis list show cite jobs data help"
+    "epistasis list show cite jobs data help protein nucleotide synonymous analyse analyze"
 ).split()
 
-_SELECTION_TERMS: tuple[tuple[str, str], ...] = (
-    (r"episodic", "episodic"),
-    (r"pervasive|constant", "pervasive"),
-    (r"gene[- ]?wide|whole gene|entire gene|alignment[- ]?wide", "gene-wide"),
-    (r"\bbranch(es)?\b|lineages?", "branch-level"),
-    (r"relax(ed|ation)|intensif", "relaxation"),
-    (r"recombin|breakpoints?", "recombination"),
-    (r"co-?evol|epista|correlated sites", "coevolution"),
-    (r"directional", "directional"),
-    (r"\bsites?\b|\bcodons?\b", "site-level"),
-    (r"diversifying|positive|adaptive", "diversifying"),
-    (r"purifying|negative", "purifying"),
-    (r"between (clades|groups|sets)|differ\w* between|compare (clades|groups)", "differential"),
-    (r"multi-?nucleotide|multiple[- ]hits?|double and triple", "multi-nucleotide substitutions"),
-    (r"compartment|segregat|population structure|migration|gene flow", "compartmentalization"),
-)
-
-_RUN_VERB = re.compile(r"\b(run|rerun|start|launch|submit|execute|analy[sz]e|kick off)\b")
-_QUESTION_START = re.compile(
-    r"^(how|what|which|why|when|where|should|does|do|is|are|will|who|whats)\b"
-)
-_GREETING = re.compile(
-    r"^(hi|hello|hey|hiya|howdy|greetings|good (morning|afternoon|evening)|yo|hallo|hola)\b"
-)
-_THANKS = re.compile(r"\b(thanks|thank you|thx|cheers|great|perfect)\b")
-_HELP = re.compile(
-    r"\b(help|what can you do|what do you do|who are you|what are you|how does this work)\b"
-)
-_CANCEL = re.compile(r"\b(cancel|abort|kill|stop)\b")
-_JOB_WORD = re.compile(r"\b(job|jobs|analysis|analyses|run|it|that|this)\b")
-_INTERPRET = re.compile(
-    r"\b(read|interpret|understand|make sense of)\b.*\b(results?|outputs?)\b"
-    r"|\bhow (do|should|can) i (read|interpret)\b|\binterpret"
-)
-_RESULTS = re.compile(
-    r"\bresults?\b|\bwhat did\b.*\bfind\b|\bfindings\b|\bwhat did\b.*\bfound\b"
-    r"|\bsummar(y|ize|ise)\b.*\b(job|analysis|run)\b"
-)
-_STATUS = re.compile(
-    r"\b(status|progress|done|finished|complete|completed|ready|still running)\b"
-    r"|\bhow('s| is) (my|the) (job|analysis|run)\b"
-)
-_DATASETS = re.compile(r"\b(datasets?|alignments?|uploads?|files?|data)\b")
-_MINE = re.compile(r"\b(my|list|show|which|what)\b")
-_JOBS = re.compile(r"\b(my|list|show)\b.*\b(jobs|analyses|runs)\b")
-_CITE = re.compile(
-    r"\b(cite|citation|citations|reference|references|paper|publication|doi|source)\b"
-)
-_INPUTS = re.compile(
-    r"\b(input|inputs|need|needs|require|requires|required|requirements|file formats?)\b"
-    r"|what (data|files?) (does|do)\b"
-)
-_OPTIONS = re.compile(r"\b(options?|parameters?|settings?|defaults?|arguments?|flags?)\b")
-_RUNTIME = re.compile(r"how long|run ?time|how fast|how slow|take to run|duration")
-_LIST_METHODS = re.compile(
-    r"\b(list|show|what|which|available|all|offer|have|supported)\b.*\b(methods|analyses|tests)\b"
-    r"|^methods\??$|\bwhat can you run\b"
-)
-_RECOMMEND = re.compile(
-    r"\b(which|what|best|recommend|suggest|should i use|method for|methods for|detect|find|"
-    r"identify|test for|look for|looking for)\b"
-)
 _JOB_ID = re.compile(r"\bjob\s*(?:id\s*)?[#:]?\s*([a-z0-9_-]*\d[a-z0-9_-]*)\b", re.IGNORECASE)
-_BACK_REFERENCE = re.compile(r"\b(it|that|this|same)\b")
 _MAX_WORD = 24  # longer tokens are sequences or ids, not misspelt words
 
 
@@ -235,7 +190,12 @@ def _match_at(
 
 
 def _selection_terms(text: str) -> tuple[str, ...]:
-    return tuple(label for pattern, label in _SELECTION_TERMS if re.search(pattern, text))
+    """The catalog's selection types the text asks about, in the data file's order."""
+    found: list[str] = []
+    for term in load_intents().selection_terms:
+        if re.search(term.pattern, text):
+            found.extend(t for t in term.types if t not in found)
+    return tuple(found)
 
 
 def _job_id(text: str) -> str | None:
@@ -243,58 +203,48 @@ def _job_id(text: str) -> str | None:
     return match.group(1) if match else None
 
 
-def _is_request(text: str) -> bool:
-    """An imperative ("run FEL", "can you run ...") rather than a question about running."""
-    return bool(_RUN_VERB.search(text)) and not _QUESTION_START.search(text)
+def concepts_in(message: str, earlier: Sequence[str] = ()) -> set[str]:
+    """The concepts (named in catalog/intents.json, or built in) present in `message`."""
+    text = _clean(message)
+    present = {
+        name for name, pattern in load_intents().concepts.items() if re.search(pattern, text)
+    }
+    methods = find_methods(text)
+    builtin = {
+        "method": bool(methods),
+        "recalled_method": bool(methods or _recall_method(earlier)),
+        "pasted_alignment": extract_alignment(message) is not None,
+        "glossary_term": bool(load_glossary().find(text)),
+        "selection_term": bool(_selection_terms(text)),
+        "job_id": _job_id(message) is not None,
+    }
+    return present | {name for name, found in builtin.items() if found}
 
 
 def classify(message: str, earlier: Sequence[str] = ()) -> Intent:
-    """What the user asks for. `earlier` (older user messages, oldest first) resolves
-    "cite it" or "run it" to the method discussed last."""
+    """What the user asks for: the first rule of catalog/intents.json that holds.
+    `earlier` (older user messages, oldest first) resolves "cite it" or "run it"."""
     text = _clean(message)
+    present = concepts_in(message, earlier)
+    rule = load_intents().first_match(present)
     methods = tuple(find_methods(text))
     recalled = methods or _recall_method(earlier)
-    job_id = _job_id(message)
-
-    if extract_alignment(message) is not None:
-        return Intent("save_alignment", methods if _is_request(text) else (), job_id=job_id)
-    if _CANCEL.search(text) and _JOB_WORD.search(text):
-        return Intent("cancel", job_id=job_id)
-    if _INTERPRET.search(text) and recalled:
-        return Intent("interpret", recalled)
-    if _RUNTIME.search(text) and recalled:
-        return Intent("runtime", recalled)
-    if _is_request(text):
-        # an earlier method only when the user points back to it ("run it")
-        return Intent("run", methods[:1] or (recalled[:1] if _BACK_REFERENCE.search(text) else ()))
-    if _RESULTS.search(text):
-        return Intent("results", methods, job_id=job_id)
-    if _STATUS.search(text) and _JOB_WORD.search(text):
-        return Intent("status", job_id=job_id)
-    if _JOBS.search(text):
-        return Intent("jobs")
-    if _DATASETS.search(text) and _MINE.search(text) and not methods:
-        return Intent("datasets")
-    if _CITE.search(text) and recalled:
-        return Intent("cite", recalled)
-    if _OPTIONS.search(text) and recalled:
-        return Intent("options", recalled)
-    if _INPUTS.search(text) and recalled:
-        return Intent("inputs", recalled)
-    selection = _selection_terms(text)
-    if not methods and selection and _RECOMMEND.search(text):
-        return Intent("recommend", selection=selection)
-    if _LIST_METHODS.search(text) or (_CITE.search(text) and not recalled):
-        return Intent("list_methods")
-    if methods:
-        return Intent("describe", methods)
-    if _HELP.search(text):
-        return Intent("help")
-    if _GREETING.search(text):
-        return Intent("greeting")
-    if _THANKS.search(text):
-        return Intent("thanks")
-    return Intent("fallback")
+    kind = rule.id
+    if kind in ("run", "save_alignment"):
+        if kind == "save_alignment" and "run_verb" not in present:
+            methods = ()
+        elif not methods and "back_reference" in present:  # "run it": the method discussed
+            methods = recalled[:1]
+    elif kind not in ("results",):
+        methods = recalled
+    return Intent(
+        kind,
+        methods,
+        selection=_selection_terms(text),
+        job_id=_job_id(message),
+        terms=tuple(term.id for term in load_glossary().find(text)),
+        reply=rule.reply,
+    )
 
 
 def _recall_method(earlier: Sequence[str]) -> tuple[MethodInfo, ...]:
@@ -347,7 +297,8 @@ def decide(situation: Situation) -> Step:
     if len(situation.observations) > MAX_TOOL_ROUNDS:
         return Step(text="I could not finish that request. " + CAPABILITIES)
     intent = classify(situation.message, situation.earlier)
-    step = _HANDLERS[intent.kind](situation, intent)
+    handler = _handle_reply if intent.reply else _HANDLERS[intent.kind]
+    step = handler(situation, intent)
     missing = [c.tool for c in step.calls if c.tool not in situation.tools]
     if missing:
         return Step(text=f"That needs the {missing[0]} tool, which this server does not offer.")
@@ -440,7 +391,36 @@ def _handle_cite(situation: Situation, intent: Intent) -> Step:
 
 
 def _handle_inputs(situation: Situation, intent: Intent) -> Step:
-    return _describe_each(situation, intent, _render_inputs)
+    kind = _data_kind(situation.message)
+    if kind is None:
+        return _describe_each(situation, intent, _render_inputs)
+    return _describe_each(situation, intent, lambda info: _render_fit(info, kind))
+
+
+_DATA_KINDS = (
+    (re.compile(r"\b(protein|proteins|amino[- ]acids?|peptides?)\b", re.I), "protein"),
+    (re.compile(r"\bcodons?\b|\bcoding\b", re.I), "codon"),
+    (re.compile(r"\b(nucleotides?|dna|rna|non-coding)\b", re.I), "nucleotide"),
+)
+
+
+def _data_kind(message: str) -> str | None:
+    return next((kind for pattern, kind in _DATA_KINDS if pattern.search(message)), None)
+
+
+def _render_fit(info: dict[str, Any], kind: str) -> str:
+    """Whether `kind` of data fits the method, read from the catalog's input list."""
+    alignment = next((i for i in info["inputs"] if "alignment" in i), ", ".join(info["inputs"]))
+    accepted = {k for k in ("protein", "codon", "nucleotide") if k in alignment}
+    needs = f"{info['name']} needs: {', '.join(info['inputs'])}."
+    if kind in accepted:
+        return f"Yes. {needs}"
+    if kind == "nucleotide" and "codon" in accepted:
+        return (
+            f"Yes, if your nucleotide sequences are in-frame coding sequences (codons, "
+            f"length a multiple of 3, no stop codons inside). {needs}"
+        )
+    return f"No: {info['name']} does not take {kind} data. {needs}"
 
 
 def _handle_options(situation: Situation, intent: Intent) -> Step:
@@ -453,6 +433,31 @@ def _handle_runtime(situation: Situation, intent: Intent) -> Step:
 
 def _handle_interpret(situation: Situation, intent: Intent) -> Step:
     return _describe_each(situation, intent, _render_interpretation)
+
+
+def _handle_glossary(situation: Situation, intent: Intent) -> Step:
+    explained = situation.results("explain_term")
+    if not explained:
+        return Step(calls=tuple(Call("explain_term", {"term": t}) for t in intent.terms[:2]))
+    sections = [_error(r) or f"**{r['title']}**: {r['text']}" for r in explained]
+    return Step(text="\n\n".join(sections))
+
+
+def _handle_recommend_general(situation: Situation, intent: Intent) -> Step:
+    explained = situation.results("explain_term")
+    listed = situation.results("list_methods")
+    if not explained:
+        return Step(calls=(Call("explain_term", {"term": "choosing"}), Call("list_methods")))
+    lines = [_error(explained[0]) or explained[0]["text"], "", "Methods that run here:"]
+    for method in listed[0] if listed else []:
+        if method["runnable"]:
+            lines.append(f"- **{method['name']}**: {method['summary']}")
+    lines.append('\nTell me what you want to find (e.g. "which method finds episodic selection?").')
+    return Step(text="\n".join(lines))
+
+
+def _handle_reply(situation: Situation, intent: Intent) -> Step:
+    return Step(text=intent.reply or CAPABILITIES)
 
 
 def _handle_list_methods(situation: Situation, intent: Intent) -> Step:
@@ -526,21 +531,191 @@ def _handle_jobs(situation: Situation, intent: Intent) -> Step:
 def _handle_run(situation: Situation, intent: Intent) -> Step:
     if not intent.methods:
         return _handle_run_which(situation)
-    method = intent.methods[0]
-    if not method.runnable:
+    blocked = [m for m in intent.methods if not m.runnable]
+    if blocked:
+        method = blocked[0]
         return Step(text=f"{method.name} cannot be run on this server. {method.note or ''}".strip())
-    started = situation.results("start_analysis")
-    if started:
-        return Step(text=_started_text(method, started[0]))
+    request = _RunRequest.read(situation.message, intent.methods)
+    if situation.results("start_analysis"):
+        return Step(text=_run_report(situation, request))
     listed = situation.results("list_datasets")
     if not listed:
         return _call("list_datasets")
     if _error(listed[0]):
         return Step(text=_error(listed[0]) or "")
-    dataset = _pick_dataset(_items(listed[0], "datasets"), situation.message)
+    datasets = _items(listed[0], "datasets")
+    # dataset names are looked for outside the option words ("test the TEST branches")
+    dataset, question = _choose_alignment(datasets, request.remaining, intent.methods)
     if dataset is None:
-        return Step(text=f"You have no dataset to run {method.name} on yet. " + _UPLOAD_HINT)
-    return _call("start_analysis", method=method.id, alignment_id=_item_id(dataset, "dataset"))
+        return Step(text=question)
+    tree_id, question = _choose_tree(datasets, request)
+    if question:
+        return Step(text=question)
+    return Step(calls=request.start_calls(_item_id(dataset, "dataset"), tree_id))
+
+
+_FILE_NAME = re.compile(
+    r"\b[\w-]+\.(?:fasta|fas|fa|fna|nex|nexus|nxs|phy|phylip|aln|txt|nwk|newick|tre)\b",
+    re.IGNORECASE,
+)
+_LATEST = re.compile(r"\b(latest|last|newest|most recent|just uploaded|recent)\b", re.IGNORECASE)
+
+
+def _choose_alignment(
+    datasets: list[dict[str, Any]], message: str, methods: Sequence[MethodInfo]
+) -> tuple[dict[str, Any] | None, str]:
+    """The alignment named, the only one, or the latest when asked; else a question back."""
+    names = " and ".join(m.name for m in methods)
+    alignments = [d for d in datasets if d.get("kind") != "tree"]  # trees are not alignments
+    if not alignments:
+        return None, f"You have no dataset to run {names} on yet. " + _UPLOAD_HINT
+    named = _named_dataset(alignments, message)
+    if named is not None:
+        return named, ""
+    unknown = _FILE_NAME.search(message)
+    if unknown:  # a file the user names but has not uploaded: never run another one
+        listed = "\n".join(f"- {_dataset_line(d)}" for d in alignments)
+        return None, (
+            f"You have no dataset named {unknown.group(0)}, so I started nothing. "
+            f"Your alignments:\n{listed}"
+        )
+    if len(alignments) == 1 or _LATEST.search(message):
+        return _latest(alignments), ""
+    listed = "\n".join(f"- {_dataset_line(d)}" for d in alignments)
+    return None, (
+        f"Which alignment should I run {names} on? You have:\n{listed}\n"
+        f'Say for example "run {methods[0].name} on {alignments[0].get("name") or "<name>"}", '
+        f'or "on my latest alignment".'
+    )
+
+
+def _choose_tree(datasets: list[dict[str, Any]], request: _RunRequest) -> tuple[str | None, str]:
+    if request.tree is None:
+        return None, ""
+    wanted = request.tree.lower()
+    for dataset in sorted(datasets, key=lambda d: d.get("kind") != "tree"):
+        if wanted in _dataset_labels(dataset):
+            return _item_id(dataset, "dataset"), ""
+    trees = [str(d.get("name")) for d in datasets if d.get("kind") == "tree"]
+    known = f" Your trees: {', '.join(trees)}." if trees else " You have uploaded no tree."
+    return None, (
+        f"I found no tree named {request.tree} among your datasets, so I started nothing.{known} "
+        "Upload the tree first, or leave it out to use the alignment's own tree (or one built "
+        "for the job)."
+    )
+
+
+@dataclass(frozen=True)
+class _RunRequest:
+    """The methods to start and what the message says about their options."""
+
+    methods: tuple[MethodInfo, ...]
+    applied: tuple[AppliedOptions, ...]
+    remaining: str  # the message without the option words read
+    known: tuple[str, ...]  # method names: not options
+
+    @classmethod
+    def read(cls, message: str, methods: Sequence[MethodInfo]) -> _RunRequest:
+        prose = _prose(message)
+        matches, remaining = match_words(prose)
+        applied = tuple(apply_words(matches, m.id, m.name) for m in methods)
+        known = [t for m in methods for t in _method_tokens(m)]
+        known += [t for m in find_methods(remaining.lower()) for t in _method_tokens(m)]
+        return cls(tuple(methods), applied, remaining, tuple(known))
+
+    def unread(self, dataset_labels: Iterable[str]) -> str:
+        """Words that are neither options, method or dataset names, nor filler."""
+        return unread_words(self.remaining, [*self.known, *dataset_labels])
+
+    @property
+    def tree(self) -> str | None:
+        return next((a.tree for a in self.applied if a.tree), None)
+
+    def start_calls(self, alignment_id: str, tree_id: str | None) -> tuple[Call, ...]:
+        calls = []
+        for method, applied in zip(self.methods, self.applied, strict=True):
+            args: dict[str, Any] = {"method": method.id, "alignment_id": alignment_id}
+            if tree_id:
+                args["tree_id"] = tree_id
+            args["options"] = applied.options
+            calls.append(Call("start_analysis", args))
+        return tuple(calls)
+
+
+def _prose(message: str) -> str:
+    """The message without a pasted alignment (whose letters are not words)."""
+    cut = re.search(r"```|^\s*>|^\s*#nexus", message, re.IGNORECASE | re.MULTILINE)
+    return message[: cut.start()] if cut else message
+
+
+def _method_tokens(method: MethodInfo) -> set[str]:
+    labels = (method.id, method.name, *method.aliases)
+    return {label.lower() for label in labels} | {
+        part for label in labels for part in re.split(r"[^a-z0-9]+", label.lower()) if part
+    }
+
+
+def _run_report(situation: Situation, request: _RunRequest) -> str:
+    """One paragraph per started method: job, dataset, options used and what was not."""
+    starts = [o for o in situation.observations if o.tool == "start_analysis"]
+    datasets: dict[str, dict[str, Any]] = {}
+    for listed in situation.results("list_datasets"):
+        datasets.update((_item_id(d, "dataset"), d) for d in _items(listed, "datasets"))
+    for saved in situation.results("save_pasted_alignment"):
+        if isinstance(saved, dict) and not _error(saved):
+            datasets[_item_id(saved, "dataset")] = saved
+    paragraphs = []
+    for method, applied in zip(request.methods, request.applied, strict=True):
+        started = next((o for o in starts if o.args.get("method") == method.id), None)
+        if started is None:
+            continue
+        paragraphs.append(_started_text(method, started, applied, datasets))
+    unread = request.unread(label for d in datasets.values() for label in _dataset_labels(d))
+    if unread:
+        paragraphs.append(
+            f'I did not understand "{unread}" as an option, so nothing from it was '
+            f'applied. Ask "options for {request.methods[0].name}" to see what it takes.'
+        )
+    return "\n\n".join(paragraphs)
+
+
+def _started_text(
+    method: MethodInfo,
+    started: Observation,
+    applied: AppliedOptions,
+    datasets: dict[str, dict[str, Any]],
+) -> str:
+    not_applied = "".join(f"\nNot applied: {item}." for item in applied.not_applied)
+    if _error(started.result):
+        return f"I could not start {method.name}: {_error(started.result)}{not_applied}"
+    job = started.result if isinstance(started.result, dict) else {}
+    job_id = _item_id(job, "job")
+    status = job.get("status", "queued")
+    on = ""
+    dataset = datasets.get(str(started.args.get("alignment_id")))
+    if dataset is not None:
+        on = f" on {dataset.get('name') or _item_id(dataset, 'dataset')}"
+    tree = datasets.get(str(started.args.get("tree_id")))
+    if tree is not None:
+        on += f" with the tree {tree.get('name') or _item_id(tree, 'dataset')}"
+    options = started.args.get("options") or {}
+    used = (
+        "options: " + "; ".join(f"{k} = {_shown(v)}" for k, v in options.items())
+        if options
+        else "default options"
+    )
+    return (
+        f"Started {method.name} (job {job_id}, status: {status}){on}, {used}."
+        f"{not_applied}\n"
+        'Ask "is my job done?" to follow it, and "what did '
+        f'{method.name} find?" when it has finished.'
+    )
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _handle_run_which(situation: Situation) -> Step:
@@ -552,19 +727,6 @@ def _handle_run_which(situation: Situation) -> Step:
         text=f"Which method should I run? Available here: {names}. "
         'Say for example "run FEL on my alignment", or ask '
         '"which method finds episodic selection?".'
-    )
-
-
-def _started_text(method: MethodInfo, result: Any) -> str:
-    if _error(result):
-        return f"I could not start {method.name}: {_error(result)}"
-    job = result if isinstance(result, dict) else {}
-    job_id = _item_id(job, "job")
-    status = job.get("status", "queued")
-    return (
-        f"Started {method.name} (job {job_id}, status: {status}). "
-        'Ask "is my job done?" to follow it, and "what did '
-        f'{method.name} find?" when it has finished.'
     )
 
 
@@ -580,11 +742,20 @@ def _handle_save_alignment(situation: Situation, intent: Intent) -> Step:
         return Step(
             text=stored + ' Say "run FEL on my alignment" (or another method) to analyse it.'
         )
-    method = intent.methods[0]
-    started = situation.results("start_analysis")
-    if not started:
-        return _call("start_analysis", method=method.id, alignment_id=_item_id(dataset, "dataset"))
-    return Step(text=stored + " " + _started_text(method, started[0]))
+    runnable = [m for m in intent.methods if m.runnable]
+    if not runnable:
+        method = intent.methods[0]
+        return Step(text=f"{stored} {method.name} cannot be run on this server.")
+    request = _RunRequest.read(situation.message, runnable)
+    if not situation.results("start_analysis"):
+        if request.tree is not None:
+            return Step(
+                text=stored + " To use a tree with it, say "
+                f'"run {runnable[0].name} on {dataset.get("name") or "it"} using my tree '
+                f'{request.tree}"; I started nothing yet.'
+            )
+        return Step(calls=request.start_calls(_item_id(dataset, "dataset"), None))
+    return Step(text=stored + "\n\n" + _run_report(situation, request))
 
 
 def _handle_status(situation: Situation, intent: Intent) -> Step:
@@ -653,6 +824,8 @@ def _handle_fallback(situation: Situation, intent: Intent) -> Step:
 
 
 _HANDLERS: dict[str, Handler] = {
+    "glossary": _handle_glossary,
+    "recommend_general": _handle_recommend_general,
     "describe": _handle_describe,
     "cite": _handle_cite,
     "inputs": _handle_inputs,
@@ -673,6 +846,9 @@ _HANDLERS: dict[str, Handler] = {
     "help": _handle_help,
     "fallback": _handle_fallback,
 }
+
+
+HANDLED_INTENTS = frozenset(_HANDLERS)
 
 
 # ---------------------------------------------------------------- formatting tool results
@@ -703,16 +879,21 @@ def _latest(items: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
     return listed[0]
 
 
-def _pick_dataset(datasets: list[dict[str, Any]], message: str) -> dict[str, Any] | None:
-    """The dataset named (or whose id appears) in the message, else the most recent."""
+def _dataset_labels(dataset: dict[str, Any]) -> set[str]:
+    """How a user may name a dataset: its name, its name without extension, its id."""
+    labels = {str(dataset.get("name") or "").lower(), _item_id(dataset, "dataset").lower()}
+    return {label for label in labels | {v.rsplit(".", 1)[0] for v in labels} if len(label) >= 3}
+
+
+def _named_dataset(datasets: list[dict[str, Any]], message: str) -> dict[str, Any] | None:
+    """The dataset whose name (or id) appears in the message; the longest name wins."""
     text = message.lower()
-    datasets = [d for d in datasets if d.get("kind") != "tree"]  # trees are not alignments
+    named: list[tuple[int, dict[str, Any]]] = []
     for dataset in datasets:
-        labels = {str(dataset.get("name") or ""), _item_id(dataset, "dataset")}
-        labels |= {label.rsplit(".", 1)[0] for label in labels}
-        if any(len(label) >= 3 and label.lower() in text for label in labels):
-            return dataset
-    return _latest(datasets)
+        found = [len(label) for label in _dataset_labels(dataset) if label in text]
+        if found:
+            named.append((max(found), dataset))
+    return max(named, key=lambda pair: pair[0])[1] if named else None
 
 
 def _same_method(job: dict[str, Any], method: MethodInfo) -> bool:

@@ -17,8 +17,15 @@ from datamonkey_chat.analyses.methods import option_list, options_schema, regist
 from datamonkey_chat.assistant.analysis_tools import analysis_toolset
 from datamonkey_chat.assistant.base import AssistantDeps
 from datamonkey_chat.catalog import load_catalog
+from datamonkey_chat.catalog.knowledge import load_glossary
 
-__all__ = ["build_toolsets", "catalog_toolset", "describe_method", "list_methods"]
+__all__ = [
+    "build_toolsets",
+    "catalog_toolset",
+    "describe_method",
+    "explain_term",
+    "list_methods",
+]
 
 
 def list_methods(ctx: RunContext[AssistantDeps]) -> list[dict[str, Any]]:
@@ -47,8 +54,27 @@ def describe_method(ctx: RunContext[AssistantDeps], name: str) -> dict[str, Any]
     return described
 
 
+def explain_term(ctx: RunContext[AssistantDeps], term: str) -> dict[str, Any]:
+    """A curated explanation of a concept from Datamonkey's glossary: dN/dS and omega,
+    pervasive vs episodic selection, synonymous rate variation, multiple hits, branch-site
+    models, recombination, thresholds, branch sets, HyPhy, the genetic codes offered.
+
+    Args:
+        term: the concept in a few words, or a glossary id, e.g. "dN/dS", "episodic".
+    """
+    glossary = load_glossary()
+    wanted = term.strip().lower()
+    found = [t for t in glossary.terms if t.id == wanted] or glossary.find(wanted)
+    if not found:
+        known = ", ".join(t.title for t in glossary.terms)
+        return {"error": f"No glossary entry for {term!r}. Entries: {known}."}
+    return found[0].model_dump(mode="json", exclude={"phrases"})
+
+
 def catalog_toolset() -> FunctionToolset[AssistantDeps]:
-    return FunctionToolset[AssistantDeps]([list_methods, describe_method], id="catalog")
+    return FunctionToolset[AssistantDeps](
+        [list_methods, describe_method, explain_term], id="catalog"
+    )
 
 
 def build_toolsets(
