@@ -167,7 +167,7 @@ async def test_fel_fubar_absrel_through_the_rest_api(client: httpx.AsyncClient) 
     assert (fel["positive_count"], fel["negative_count"], fel["tested_sites"]) == fel_counts(
         results["fel"]
     )
-    assert fel["threshold"] == 0.1 and len(fel["sites"]) == 288
+    assert fel["test"].endswith("p <= 0.1") and len(fel["sites"]) == 288
     headers_fel, rows = site_rows(results["fel"])
     first = fel["sites"][0]
     assert first["site"] == 1
@@ -178,14 +178,13 @@ async def test_fel_fubar_absrel_through_the_rest_api(client: httpx.AsyncClient) 
     assert (fubar["positive_count"], fubar["negative_count"], fubar["tested_sites"]) == (
         fubar_counts(results["fubar"])
     )
-    assert fubar["threshold"] == 0.9 and {"site", "alpha", "beta", "posterior"} <= set(
-        fubar["sites"][0]
-    )
+    assert fubar["posterior_threshold"] == 0.9
+    assert {"site", "alpha", "beta", "prob_positive"} <= set(fubar["sites"][0])
 
     absrel = finished["absrel"]["summary"]
     selected, tested = absrel_branches(results["absrel"])
-    assert (sorted(absrel["selected_branches"]), absrel["tested_branches"]) == (selected, tested)
-    assert {"name", "p", "corrected_p"} <= set(absrel["branches"][0])
+    assert (sorted(absrel["selected_branches"]), absrel["tested_count"]) == (selected, tested)
+    assert {"branch", "corrected_p", "uncorrected_p"} <= set(absrel["branches"][0])
     assert f"{len(selected)} of {tested} tested branches" in absrel["summary_text"]
 
     listed = (await client.get("/jobs", headers=headers, params={"method": "FUBAR"})).json()
@@ -195,7 +194,8 @@ async def test_fel_fubar_absrel_through_the_rest_api(client: httpx.AsyncClient) 
     )
     assert {j["job_id"] for j in by_alignment.json()["jobs"]} == set(jobs.values())
     gone = await client.delete(f"/jobs/{jobs['fel']}", headers=headers)
-    assert gone.status_code == 409  # finished jobs cannot be cancelled
+    assert gone.status_code == 204  # deleted with its files
+    assert (await client.get(f"/jobs/{jobs['fel']}", headers=headers)).status_code == 404
 
 
 async def test_protein_to_fel_is_rejected_precisely(client: httpx.AsyncClient) -> None:
@@ -309,19 +309,15 @@ async def test_cancel_a_running_job_kills_hyphy(
         await asyncio.sleep(0.1)
     assert processes_in(workdir), "HyPhy did not start"
 
-    cancelled = await client.delete(f"/jobs/{job_id}", headers=headers)
-    assert cancelled.status_code == 200
-    assert (cancelled.json()["status"], cancelled.json()["error_message"]) == (
-        "error",
-        "Cancelled by the user",
-    )
+    deleted = await client.delete(f"/jobs/{job_id}", headers=headers)
+    assert deleted.status_code == 204
     deadline = time.monotonic() + 10
     while processes_in(workdir) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
     assert processes_in(workdir) == []
-    await asyncio.sleep(1.0)  # the runner has seen the process end: the status stays
-    job = (await client.get(f"/jobs/{job_id}", headers=headers)).json()
-    assert (job["status"], job["error_message"]) == ("error", "Cancelled by the user")
+    await asyncio.sleep(1.0)  # the runner has seen the process end: nothing comes back
+    assert (await client.get(f"/jobs/{job_id}", headers=headers)).status_code == 404
+    assert not workdir.exists()
 
 
 async def test_restart_recovery(make_settings: Callable[..., Settings]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from datamonkey_chat.analyses.methods import registry
 from datamonkey_chat.catalog import Catalog, load_catalog
 
 EXPECTED_IDS = {
@@ -69,24 +70,19 @@ def test_find_unknown_returns_none(unknown: str) -> None:
     assert load_catalog().find(unknown) is None
 
 
-def test_key_options_and_defaults() -> None:
-    catalog = load_catalog()
+def test_key_options_and_defaults_come_from_the_method_models() -> None:
+    methods = registry()
 
     def option(method_id: str, name: str) -> object:
-        method = catalog.find(method_id)
-        assert method is not None
-        return next(o.default for o in method.options if o.name == name)
+        return methods[method_id].options({}).model_dump()[name]
 
     assert option("fel", "pvalue") == 0.1
     assert option("fel", "srv") == "Yes"
     assert option("fel", "ci") == "No"
-    assert option("meme", "pvalue") == 0.1
-    assert option("fubar", "grid") == 20
     assert option("fubar", "posterior") == 0.9
     assert option("busted", "srv") == "Yes"
-    assert option("absrel", "branches") == "All"
-    assert option("gard", "rv") == "None"
-    assert option("gard", "max-breakpoints") == 10000
+    assert option("absrel", "branches") == []
+    assert option("fel", "genetic_code") == "Universal"
 
 
 @pytest.mark.parametrize(

@@ -25,9 +25,5 @@ def test_every_option_of_every_method_is_documented() -> None:
             assert f"| `{option['name']}` |" in text, (method.id, option["name"])
 
 
-import pytest  # noqa: E402
-
-
-@pytest.mark.skip(reason="MERGE-TODO: the lead enables this once every method module is merged")
 def test_every_runnable_catalog_method_has_its_module() -> None:
     check_against_catalog(load_catalog())  # raises RegistryError naming what disagrees

@@ -21,7 +21,12 @@ from typing import Any
 
 from datamonkey_chat.analyses import inputs, runs
 from datamonkey_chat.analyses.hyphy import JobExecutor, LocalHyPhyExecutor, find_hyphy_binary
-from datamonkey_chat.analyses.methods import HyPhyMethod, option_list, registry
+from datamonkey_chat.analyses.methods import (
+    HyPhyMethod,
+    check_against_catalog,
+    option_list,
+    registry,
+)
 from datamonkey_chat.analyses.methods.base import SERIES_FIELDS
 from datamonkey_chat.analyses.parsing import ParseLimitError, ParsePool
 from datamonkey_chat.analyses.runner import JobRunner, PreparedJob
@@ -298,7 +303,7 @@ class AnalysesService:
         self._settings = settings
         self._catalog = load_catalog()
         self._jobs_dir = settings.jobs_dir or settings.data_dir / "jobs"
-        # check_against_catalog(self._catalog)  # MERGE-TODO: enable once every module exists
+        check_against_catalog(self._catalog)  # every runnable method has its module
         self._parsing = ParsePool.from_settings(settings)
         self._runner: JobRunner | None = None
         if executor is not None:

@@ -11,28 +11,16 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 __all__ = [
     "Catalog",
     "MethodInfo",
-    "MethodOption",
     "UpstreamMethod",
     "load_catalog",
     "load_upstream_methods",
     "normalize_name",
 ]
-
-
-class MethodOption(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    type: str  # "number" | "integer" | "string" | "choice"
-    default: Any = None
-    description: str
-    choices: list[str] | None = None
-    hyphy_flag: str | None = None  # None: applied by Datamonkey (e.g. a reporting threshold)
 
 
 class MethodInfo(BaseModel):
@@ -47,7 +35,6 @@ class MethodInfo(BaseModel):
     selection_types: list[str]
     inputs: list[str]
     run_time: str
-    options: list[MethodOption] = Field(default_factory=list)
     results: str
     citation: str
     hyphy_keyword: str | None

@@ -80,7 +80,7 @@ def option_list(method: HyPhyMethod) -> list[dict[str, Any]]:
         spec = _resolved(spec, schema)
         entry: dict[str, Any] = {
             "name": name,
-            "type": spec.get("type", "string"),
+            "type": _type(spec),
             "default": spec.get("default"),
         }
         for key in ("description", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
@@ -90,6 +90,14 @@ def option_list(method: HyPhyMethod) -> list[dict[str, Any]]:
             entry["choices"] = spec["enum"]
         listed.append(entry)
     return listed
+
+
+def _type(spec: dict[str, Any]) -> str:
+    """The JSON type, also of an optional field (`anyOf: [{type: integer}, {type: null}]`)."""
+    if "type" in spec:
+        return str(spec["type"])
+    types = [str(o["type"]) for o in spec.get("anyOf", []) if o.get("type") not in (None, "null")]
+    return " or ".join(types) or "string"
 
 
 def _resolved(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
