@@ -151,6 +151,11 @@ def serve_baseline(port: int, payloads_file: Path, http: str, loop: str) -> None
     async def messages(conversation_id: str) -> JSONResponse:
         return JSONResponse(payloads["get-messages"])
 
+    @app.post(API + "/chat/{conversation_id}/messages")
+    async def send(conversation_id: str, body: dict[str, Any]) -> JSONResponse:
+        # bench/sends.py: a send that parses its body like ours, and answers our reply
+        return JSONResponse(payloads.get("send", {}))
+
     uvicorn.run(
         app,
         host="127.0.0.1",

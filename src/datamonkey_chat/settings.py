@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     max_output_tokens: int | None = None
     reply_timeout_seconds: float = 120.0
     context_budget_chars: int = 48_000
+    context_max_turns: int = Field(
+        default=200, description="At most this many past turns are sent to the model"
+    )
 
     # Analyses
     hyphy_binary: str | None = Field(

@@ -51,6 +51,9 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
             chosen,
             analyses=analyses,
             read_cache_size=settings.read_cache_size,
+            secret=secret,
+            context_budget_chars=settings.context_budget_chars,
+            context_max_turns=settings.context_max_turns,
         )
         await app.state.conversations.start()  # follows other processes' writes (PostgreSQL)
         await analyses.start()  # the job runner: recovers stale jobs, then runs queued ones

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 
 from datamonkey_chat.assistant.base import (
@@ -24,16 +25,22 @@ from datamonkey_chat.assistant.base import (
 from datamonkey_chat.domain.clock import now_ms
 from datamonkey_chat.domain.errors import ConflictError, ForbiddenError, NotFoundError
 from datamonkey_chat.domain.locks import KeyedLocks
+from datamonkey_chat.domain.paging import Cursors
 from datamonkey_chat.domain.read_cache import ReadCache
 from datamonkey_chat.storage import repository
 from datamonkey_chat.storage.change_feed import ChangeFeed
 from datamonkey_chat.storage.db import Database
 from datamonkey_chat.storage.group_commit import GroupInserter
 from datamonkey_chat.storage.models import ConversationRow, MessageRow
+from datamonkey_chat.storage.repository import Executor
+from datamonkey_chat.storage.turn_commit import TurnCommitter
 
 log = logging.getLogger(__name__)
 
 MAX_TITLE_CHARS = 200
+# History is read newest first in batches of this many turns until the context budget is
+# covered, so a send reads a window of the conversation, never all of it.
+HISTORY_BATCH_TURNS = 16
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,23 @@ class Message:
     timestamp: int
     seq: int
     tool_events: list[dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page, newest first among pages, chronological within; `next_cursor` for older."""
+
+    items: list[Any]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class HistoryWindow:
+    """What a send needs before the model runs: the newest turns, and where to write next."""
+
+    turns: list[StoredTurn]
+    last_seq: int
+    is_first: bool
 
 
 @dataclass(frozen=True)
@@ -73,17 +97,15 @@ def _message(row: MessageRow) -> Message:
     return Message(row.role, row.content, row.timestamp_ms, row.seq, events)
 
 
-def _turns(rows: list[MessageRow]) -> list[StoredTurn]:
-    """Pair each user message with the assistant reply that follows it."""
-    turns: list[StoredTurn] = []
-    pending_user: MessageRow | None = None
-    for row in rows:
-        if row.role == "user":
-            pending_user = row
-        elif pending_user is not None:
-            turns.append(StoredTurn(pending_user.content, row.content, row.model_messages))
-            pending_user = None
-    return turns
+def _page_message(row: Row[Any]) -> Message:
+    events = json.loads(row.tool_events) if row.tool_events else None
+    return Message(row.role, row.content, row.timestamp_ms, row.seq, events)
+
+
+def _min_model_chars(user_text: str, reply_text: str) -> int:
+    """A lower bound of the characters a turn costs in the context budget (see
+    assistant/history.py): the prompt and the reply's text parts, without their separators."""
+    return len(user_text) + len(reply_text) - 2 * reply_text.count("\n\n")
 
 
 def _check_owner(owner: str, user_id: str) -> None:
@@ -102,6 +124,10 @@ class ConversationService:
         assistant: Assistant,
         analyses: Any = None,
         read_cache_size: int = 0,
+        *,
+        secret: str = "",
+        context_budget_chars: int = 48_000,
+        context_max_turns: int = 200,
     ) -> None:
         self._database = database
         self._assistant = assistant
@@ -111,6 +137,10 @@ class ConversationService:
             read_cache_size, active=self._changes.listening
         )
         self._new_conversations = GroupInserter(database, ConversationRow)
+        self._turns = TurnCommitter(database)
+        self._cursors = Cursors(secret or secrets.token_urlsafe(32))
+        self._context_budget_chars = context_budget_chars
+        self._context_max_turns = context_max_turns
         self._send_locks = KeyedLocks()
         self._background: set[asyncio.Task[None]] = set()
 
@@ -169,6 +199,35 @@ class ConversationService:
         conversation = await self.get(user_id, conversation_id)
         return conversation.messages or []
 
+    async def message_page(
+        self, user_id: str, conversation_id: str, limit: int, cursor: str | None
+    ) -> Page:
+        """`limit` messages older than the cursor (the newest without one), oldest first."""
+        scope = f"messages {conversation_id}"
+        async with self._database.read_connection() as db:
+            await self._owner_of(db, user_id, conversation_id)  # 403/404 before a bad cursor
+            before = self._cursors.decode(user_id, scope, cursor)[0] if cursor is not None else None
+            rows = await repository.messages_before(db, conversation_id, before, limit + 1)
+        more = len(rows) > limit
+        items = [_page_message(row) for row in reversed(rows[:limit])]
+        next_cursor = self._cursors.encode(user_id, scope, [items[0].seq]) if more else None
+        return Page(items, next_cursor)
+
+    async def conversation_page(self, user_id: str, limit: int, cursor: str | None) -> Page:
+        """`limit` conversations after the cursor (from the newest-updated without one)."""
+        after: tuple[int, str] | None = None
+        if cursor is not None:
+            updated_ms, conversation_id = self._cursors.decode(user_id, "conversations", cursor)
+            after = (int(updated_ms), str(conversation_id))
+        async with self._database.read_connection() as db:
+            rows = await repository.conversations_after(db, user_id, after, limit + 1)
+        items = [Conversation(r.id, r.title, r.created_ms, r.updated_ms) for r in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            last = items[-1]
+            next_cursor = self._cursors.encode(user_id, "conversations", [last.updated, last.id])
+        return Page(items, next_cursor)
+
     async def delete(self, user_id: str, conversation_id: str) -> None:
         async with self._send_locks.hold(conversation_id):
             async with self._database.transaction() as db:
@@ -187,11 +246,13 @@ class ConversationService:
         """Ask the assistant and store question and answer together, or nothing at all."""
         received = now_ms()
         async with self._send_locks.hold(conversation_id):
-            history, is_first = await self._history(user_id, conversation_id)
+            window = await self._history(user_id, conversation_id)
             deps = self._deps(user_id, conversation_id, text)
-            reply = await self._assistant.reply(history, text, deps)
-            stored = await self._store_turn(user_id, conversation_id, text, received, reply)
-        if is_first:
+            reply = await self._assistant.reply(window.turns, text, deps)
+            stored = await self._store_turn(
+                user_id, conversation_id, window.last_seq, text, received, reply
+            )
+        if window.is_first:
             self._title_later(user_id, conversation_id, text, reply.text)
         return stored
 
@@ -201,18 +262,20 @@ class ConversationService:
         """Like send, yielding deltas and tool events first; nothing is stored unless done."""
         received = now_ms()
         async with self._send_locks.hold(conversation_id):
-            history, is_first = await self._history(user_id, conversation_id)
+            window = await self._history(user_id, conversation_id)
             deps = self._deps(user_id, conversation_id, text)
             reply: AssistantReply | None = None
-            async for event in self._assistant.stream(history, text, deps):
+            async for event in self._assistant.stream(window.turns, text, deps):
                 if isinstance(event, ReplyDone):
                     reply = event.reply
                 else:
                     yield event
             if reply is None:
                 raise RuntimeError("assistant stream ended without a reply")
-            stored = await self._store_turn(user_id, conversation_id, text, received, reply)
-        if is_first:
+            stored = await self._store_turn(
+                user_id, conversation_id, window.last_seq, text, received, reply
+            )
+        if window.is_first:
             self._title_later(user_id, conversation_id, text, reply.text)
         yield ReplyStored(stored)
 
@@ -236,11 +299,40 @@ class ConversationService:
             analyses=self._analyses,
         )
 
-    async def _history(self, user_id: str, conversation_id: str) -> tuple[list[StoredTurn], bool]:
-        async with self._database.session() as db:
-            row = await self._owned(db, user_id, conversation_id)
-            messages = await repository.list_messages(db, conversation_id)
-        return _turns(messages), not messages and row.title is None
+    async def _history(self, user_id: str, conversation_id: str) -> HistoryWindow:
+        """The newest turns that can fill the context budget, read newest first in batches:
+        the cost follows the budget, not the conversation's length."""
+        async with self._database.read_connection() as db:
+            head = await self._owner_of(db, user_id, conversation_id)
+            turns: list[StoredTurn] = []
+            used = 0
+            before = head.last_seq + 1
+            reply: Row[Any] | None = None
+            while used <= self._context_budget_chars and len(turns) < self._context_max_turns:
+                batch = 2 * HISTORY_BATCH_TURNS
+                rows = await repository.messages_before(
+                    db, conversation_id, before, batch, for_model=True
+                )
+                for row in rows:  # newest first: each reply, then the question before it
+                    if row.role == "assistant":
+                        reply = row
+                    elif reply is not None:
+                        turns.append(StoredTurn(row.content, reply.content, reply.model_messages))
+                        used += _min_model_chars(row.content, reply.content)
+                        reply = None
+                if len(rows) < batch:
+                    break
+                before = rows[-1].seq
+        turns.reverse()
+        return HistoryWindow(turns, head.last_seq, head.last_seq == 0 and head.title is None)
+
+    @staticmethod
+    async def _owner_of(db: Executor, user_id: str, conversation_id: str) -> Row[Any]:
+        head = await repository.conversation_head(db, conversation_id)
+        if head is None:
+            raise NotFoundError("Conversation not found")
+        _check_owner(head.user_id, user_id)
+        return head
 
     @staticmethod
     async def _owned(db: Any, user_id: str, conversation_id: str) -> ConversationRow:
@@ -254,40 +346,47 @@ class ConversationService:
         self,
         user_id: str,
         conversation_id: str,
+        last_seq: int,
         text: str,
         received_ms: int,
         reply: AssistantReply,
     ) -> Message:
         replied = max(now_ms(), received_ms)
         events = [event.as_dict() for event in reply.tool_events]
+        question = {
+            "conversation_id": conversation_id,
+            "seq": last_seq + 1,
+            "role": "user",
+            "content": text,
+            "timestamp_ms": received_ms,
+            "tool_events": None,
+            "model_messages": None,
+        }
+        answer = {
+            "conversation_id": conversation_id,
+            "seq": last_seq + 2,
+            "role": "assistant",
+            "content": reply.text,
+            "timestamp_ms": replied,
+            "tool_events": json.dumps(events) if events else None,
+            "model_messages": reply.model_messages,
+        }
         try:
-            async with self._database.transaction() as db:
-                seq = await repository.next_message_seq(db, conversation_id)
-                question = MessageRow(
-                    conversation_id=conversation_id,
-                    seq=seq,
-                    role="user",
-                    content=text,
-                    timestamp_ms=received_ms,
-                )
-                answer = MessageRow(
-                    conversation_id=conversation_id,
-                    seq=seq + 1,
-                    role="assistant",
-                    content=reply.text,
-                    timestamp_ms=replied,
-                    tool_events=json.dumps(events) if events else None,
-                    model_messages=reply.model_messages,
-                )
-                if await repository.set_conversation_updated(db, conversation_id, replied) == 0:
-                    raise NotFoundError("Conversation not found")  # deleted mid-reply
-                await repository.add_messages(db, [question, answer])
+            stored = await self._turns.commit(
+                conversation_id, last_seq, replied, [question, answer]
+            )
+            if not stored:
+                async with self._database.read_connection() as db:
+                    if await repository.conversation_head(db, conversation_id) is None:
+                        raise NotFoundError("Conversation not found")  # deleted mid-reply
+                # Another server process wrote a turn to this conversation since its history
+                # was read.
+                raise ConflictError("Another message was sent to this conversation at once")
         except IntegrityError as exc:
-            # Another server process wrote to this conversation at the same moment.
             raise ConflictError("Another message was sent to this conversation at once") from exc
         finally:
             self._cache.forget(user_id, conversation_id)
-        return _message(answer)
+        return Message("assistant", reply.text, replied, last_seq + 2, events or None)
 
     def _title_later(self, user_id: str, conversation_id: str, text: str, reply_text: str) -> None:
         task = asyncio.create_task(self._make_title(user_id, conversation_id, text, reply_text))

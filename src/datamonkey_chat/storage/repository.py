@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row, and_, delete, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import defer
 
 from datamonkey_chat.storage.models import (
@@ -63,6 +63,87 @@ async def next_message_seq(db: AsyncSession, conversation_id: str) -> int:
 
 async def add_messages(db: AsyncSession, rows: list[MessageRow]) -> None:
     db.add_all(rows)
+
+
+# ---------------------------------------------------------------- paging and the send path
+# Core statements (no ORM identity map) on a session or a bare connection; each is one round
+# trip served by an index, whatever the conversation's length.
+
+Executor = AsyncConnection | AsyncSession
+
+
+async def conversation_head(db: Executor, conversation_id: str) -> Row[Any] | None:
+    """(user_id, title, last_seq) of a conversation, or None."""
+    query = select(ConversationRow.user_id, ConversationRow.title, ConversationRow.last_seq).where(
+        ConversationRow.id == conversation_id
+    )
+    return cast("Row[Any] | None", (await db.execute(query)).first())
+
+
+async def messages_before(
+    db: Executor,
+    conversation_id: str,
+    before_seq: int | None,
+    limit: int,
+    *,
+    for_model: bool = False,
+) -> list[Row[Any]]:
+    """Up to `limit` messages older than `before_seq` (all if None), newest first.
+
+    The unique (conversation_id, seq) index serves this as a backward range scan.
+    `for_model` selects what history needs (the model's record), otherwise what the wire shows.
+    """
+    extra = (
+        (MessageRow.model_messages,)
+        if for_model
+        else (MessageRow.timestamp_ms, MessageRow.tool_events)
+    )
+    query = select(MessageRow.seq, MessageRow.role, MessageRow.content, *extra).where(
+        MessageRow.conversation_id == conversation_id
+    )
+    if before_seq is not None:
+        query = query.where(MessageRow.seq < before_seq)
+    query = query.order_by(MessageRow.seq.desc()).limit(limit)
+    return list((await db.execute(query)).all())
+
+
+async def conversations_after(
+    db: Executor, user_id: str, after: tuple[int, str] | None, limit: int
+) -> list[Row[Any]]:
+    """(id, title, created_ms, updated_ms) of a user's conversations, newest-updated first
+    (ties by id), after the (updated_ms, id) key; the (user_id, updated_ms, id) index serves it."""
+    c = ConversationRow
+    query = select(c.id, c.title, c.created_ms, c.updated_ms).where(c.user_id == user_id)
+    if after is not None:
+        updated_ms, conversation_id = after
+        query = query.where(
+            or_(
+                ConversationRow.updated_ms < updated_ms,
+                and_(
+                    ConversationRow.updated_ms == updated_ms, ConversationRow.id > conversation_id
+                ),
+            )
+        )
+    query = query.order_by(c.updated_ms.desc(), c.id).limit(limit)
+    return cast("list[Row[Any]]", list((await db.execute(query)).all()))
+
+
+async def advance_conversation(
+    db: Executor, conversation_id: str, expected_seq: int, new_seq: int, updated_ms: int
+) -> int:
+    """Move `last_seq` and `updated_ms` only if `last_seq` is still `expected_seq` (1 or 0)."""
+    result = await db.execute(
+        update(ConversationRow)
+        .where(ConversationRow.id == conversation_id, ConversationRow.last_seq == expected_seq)
+        .values(last_seq=new_seq, updated_ms=updated_ms)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def insert_messages(db: Executor, rows: list[dict[str, Any]]) -> None:
+    """One executemany for many message rows."""
+    if rows:
+        await db.execute(insert(MessageRow.__table__), rows)  # type: ignore[arg-type]
 
 
 async def set_conversation_updated(db: AsyncSession, conversation_id: str, now_ms: int) -> int:
