@@ -129,10 +129,17 @@ class Client:
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
-        start = time.perf_counter()
-        self._connection.request(method, API + path, body=data, headers=headers)
-        response = self._connection.getresponse()
-        raw = response.read()
+        for attempt in (1, 2):  # a server may close an idle keep-alive connection
+            start = time.perf_counter()
+            try:
+                self._connection.request(method, API + path, body=data, headers=headers)
+                response = self._connection.getresponse()
+                raw = response.read()
+                break
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self._connection.close()
+                if attempt == 2:
+                    raise
         elapsed_ms = (time.perf_counter() - start) * 1000
         if response.status >= 300:
             raise RuntimeError(f"{method} {path}: {response.status} {raw[:200]!r}")
