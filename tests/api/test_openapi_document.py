@@ -234,3 +234,29 @@ def test_no_openapi_31_leftovers(document: Json) -> None:
                 walk(value, f"{where}/{index}")
 
     walk(document, "#")
+
+
+def test_paging_is_documented_beside_the_contracts_operations(document: Json) -> None:
+    # The paging parameters must not enter the operations' `parameters` (the generated
+    # client, and so ChatApi.md, would change); they are described beside them.
+    ours = operations(document)
+    schemas = document["components"]["schemas"]
+    for op_id, extra, response in (
+        ("listUserConversations", [], "ListUserConversations200Response"),
+        ("getConversationMessages", ["tool_payloads"], "GetConversationMessages200Response"),
+    ):
+        operation = ours[op_id][2]
+        assert "query" not in {p["in"] for p in operation["parameters"]}
+        documented = operation["x-extension-parameters"]
+        assert [p["name"] for p in documented] == ["limit", "cursor", *extra]
+        assert all(p["in"] == "query" and not p["required"] for p in documented)
+        limit = documented[0]["schema"]
+        assert (limit["type"], limit["minimum"], limit["maximum"]) == ("integer", 1, 200)
+        bad = operation["x-extension-responses"]["400"]["content"]["application/json"]
+        assert bad["schema"] == {"$ref": "#/components/schemas/ServerError"}
+        next_cursor = schemas[response]["properties"]["next_cursor"]
+        assert next_cursor["type"] == "string" and next_cursor["nullable"] is True
+        assert "next_cursor" not in schemas[response].get("required", [])
+    message_id = schemas["ChatMessage"]["properties"]["id"]
+    assert message_id["type"] == "integer"
+    assert "id" not in schemas["ChatMessage"]["required"]
