@@ -288,6 +288,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=3, help="send runs; medians are shown")
     parser.add_argument("--samples", type=int, default=30, help="requests per turn level")
     parser.add_argument("--log-level", help="our server's log level (default: INFO)")
+    parser.add_argument(
+        "--server-python",
+        default=sys.executable,
+        help="the Python whose datamonkey_chat is served (e.g. another checkout's .venv, to "
+        "measure the code before a change the same way)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     return parser.parse_args(argv)
 
@@ -308,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         env.pop("DATAMONKEY_CHAT_DATABASE_URL", None)
     ours_port, baseline_port = free_port(), free_port()
     ours, baseline = f"http://127.0.0.1:{ours_port}", f"http://127.0.0.1:{baseline_port}"
-    serve = [sys.executable, "-m", "datamonkey_chat", "serve", "--host", "127.0.0.1"]
+    serve = [args.server_python, "-m", "datamonkey_chat", "serve", "--host", "127.0.0.1"]
     serve += ["--port", str(ours_port)]
     try:
         with running(serve, f"{ours}{API}/openapi.json", env, workdir / "server.log"):
@@ -336,7 +342,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         ("ours", ours, ours_runs),
                         ("baseline", baseline, baseline_runs),
                     ):
-                        wrk(f"{base}{API}/chat", send_script, SEND_CONNECTIONS, 1)  # warm-up
+                        # Warm up at one connection: sends still queued in the server
+                        # when a warm-up run stops would be counted in the measured run.
+                        wrk(f"{base}{API}/chat", send_script, 1, 1)
                         runs.append(
                             wrk(f"{base}{API}/chat", send_script, SEND_CONNECTIONS, args.duration)
                         )

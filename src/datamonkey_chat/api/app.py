@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
             secret=secret,
             context_budget_chars=settings.context_budget_chars,
             context_max_turns=settings.context_max_turns,
+            reply_slots=settings.reply_slots,
         )
         await app.state.conversations.start()  # follows other processes' writes (PostgreSQL)
         await analyses.start()  # the job runner: recovers stale jobs, then runs queued ones

@@ -128,6 +128,7 @@ class ConversationService:
         secret: str = "",
         context_budget_chars: int = 48_000,
         context_max_turns: int = 200,
+        reply_slots: int = 256,
     ) -> None:
         self._database = database
         self._assistant = assistant
@@ -141,6 +142,9 @@ class ConversationService:
         self._cursors = Cursors(secret or secrets.token_urlsafe(32))
         self._context_budget_chars = context_budget_chars
         self._context_max_turns = context_max_turns
+        # Admission for assistant runs: with a CPU-bound (offline) assistant, a few runs at a
+        # time finish as fast as many, and reads are not queued behind hundreds of them.
+        self._reply_slots = asyncio.Semaphore(reply_slots)
         self._send_locks = KeyedLocks()
         self._background: set[asyncio.Task[None]] = set()
 
@@ -248,7 +252,8 @@ class ConversationService:
         async with self._send_locks.hold(conversation_id):
             window = await self._history(user_id, conversation_id)
             deps = self._deps(user_id, conversation_id, text)
-            reply = await self._assistant.reply(window.turns, text, deps)
+            async with self._reply_slots:
+                reply = await self._assistant.reply(window.turns, text, deps)
             stored = await self._store_turn(
                 user_id, conversation_id, window.last_seq, text, received, reply
             )
@@ -265,6 +270,7 @@ class ConversationService:
             window = await self._history(user_id, conversation_id)
             deps = self._deps(user_id, conversation_id, text)
             reply: AssistantReply | None = None
+            # No reply slot here: a slow reader of the stream would hold it.
             async for event in self._assistant.stream(window.turns, text, deps):
                 if isinstance(event, ReplyDone):
                     reply = event.reply
