@@ -53,10 +53,14 @@ async def walk(
 async def test_message_pages_are_newest_first_and_cover_everything_once(client):
     token, conversation_id = await conversation_with_turns(client, 7)
     path = f"/chat/{conversation_id}/messages"
+    # Pages read from the database, then (after a whole read put the conversation in the
+    # read cache) from memory: the same pages.
+    from_database = await walk(client, path, token, "messages", limit=4, tool_payloads="full")
     whole = (await client.get(path, headers=auth(token))).json()["messages"]
     assert len(whole) == 14
 
     pages = await walk(client, path, token, "messages", limit=4, tool_payloads="full")
+    assert [p["messages"] for p in pages] == [p["messages"] for p in from_database]
     assert [len(p["messages"]) for p in pages] == [4, 4, 4, 2]
     for page in pages:  # chronological within a page
         ids = [m["id"] for m in page["messages"]]
@@ -73,9 +77,11 @@ async def test_message_pages_are_newest_first_and_cover_everything_once(client):
 async def test_a_page_as_large_as_the_rest_ends_the_walk(client):
     token, conversation_id = await conversation_with_turns(client, 2)
     path = f"/chat/{conversation_id}/messages"
-    body = (await client.get(path, headers=auth(token), params={"limit": 4})).json()
-    assert [m["id"] for m in body["messages"]] == [1, 2, 3, 4]
-    assert body["next_cursor"] is None
+    for _ in ("database", "read cache"):
+        body = (await client.get(path, headers=auth(token), params={"limit": 4})).json()
+        assert [m["id"] for m in body["messages"]] == [1, 2, 3, 4]
+        assert body["next_cursor"] is None
+        await client.get(path, headers=auth(token))  # the whole conversation, now cached
     empty_token, empty = await new_session(client)
     body = (
         await client.get(f"/chat/{empty}/messages", headers=auth(empty_token), params={"limit": 5})
@@ -137,11 +143,14 @@ async def test_bad_limits_and_cursors_are_400(client):
         ("/chat", {"limit": "0"}),
         ("/chat", {"cursor": ""}),
     ]
-    for where, params in bad:
-        response = await client.get(where, headers=auth(token), params=params)
-        assert response.status_code == 400, (where, params, response.text)
-        body = response.json()
-        assert body["code"] == "invalid_request" and body["details"], body
+    for _ in ("database", "read cache"):
+        for where, params in bad:
+            response = await client.get(where, headers=auth(token), params=params)
+            assert response.status_code == 400, (where, params, response.text)
+            body = response.json()
+            assert body["code"] == "invalid_request" and body["details"], body
+        for conversation in (conversation_id, other_conversation):  # now cached
+            await client.get(f"/chat/{conversation}", headers=auth(token))
     # nothing changed
     again = (await client.get(path, headers=auth(token), params={"limit": 2})).json()
     assert again == first

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import secrets
+from bisect import bisect_left
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -206,14 +207,34 @@ class ConversationService:
     async def message_page(
         self, user_id: str, conversation_id: str, limit: int, cursor: str | None
     ) -> Page:
-        """`limit` messages older than the cursor (the newest without one), oldest first."""
+        """`limit` messages older than the cursor (the newest without one), oldest first.
+
+        A conversation in the read cache is paged from memory; otherwise one indexed query
+        reads just the page (a page never fills the cache with a whole conversation).
+        """
         scope = f"messages {conversation_id}"
-        async with self._database.read_connection() as db:
-            await self._owner_of(db, user_id, conversation_id)  # 403/404 before a bad cursor
+        cached = self._cache.conversation(conversation_id)
+        if cached is not None:
+            owner, conversation = cached
+            _check_owner(owner, user_id)
             before = self._cursors.decode(user_id, scope, cursor)[0] if cursor is not None else None
-            rows = await repository.messages_before(db, conversation_id, before, limit + 1)
-        more = len(rows) > limit
-        items = [_page_message(row) for row in reversed(rows[:limit])]
+            everything = conversation.messages or []
+            end = (
+                len(everything)
+                if before is None
+                else bisect_left(everything, before, key=lambda m: m.seq)
+            )
+            items = everything[max(0, end - limit) : end]
+            more = end > limit
+        else:
+            async with self._database.read_connection() as db:
+                await self._owner_of(db, user_id, conversation_id)  # 403/404 before the cursor
+                before = (
+                    self._cursors.decode(user_id, scope, cursor)[0] if cursor is not None else None
+                )
+                rows = await repository.messages_before(db, conversation_id, before, limit + 1)
+            more = len(rows) > limit
+            items = [_page_message(row) for row in reversed(rows[:limit])]
         next_cursor = self._cursors.encode(user_id, scope, [items[0].seq]) if more else None
         return Page(items, next_cursor)
 
