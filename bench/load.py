@@ -197,7 +197,7 @@ def request(
         return exc.code, exc.headers, json.loads(raw) if raw else None
 
 
-def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 180.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -24,7 +24,12 @@ from datamonkey_chat.assistant.base import (
     ToolEvent,
 )
 from datamonkey_chat.domain.clock import now_ms
-from datamonkey_chat.domain.errors import ConflictError, ForbiddenError, NotFoundError
+from datamonkey_chat.domain.errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidInputError,
+    NotFoundError,
+)
 from datamonkey_chat.domain.locks import KeyedLocks
 from datamonkey_chat.domain.paging import Cursors
 from datamonkey_chat.domain.read_cache import ReadCache
@@ -33,7 +38,6 @@ from datamonkey_chat.storage.change_feed import ChangeFeed
 from datamonkey_chat.storage.db import Database
 from datamonkey_chat.storage.group_commit import GroupInserter
 from datamonkey_chat.storage.models import ConversationRow, MessageRow
-from datamonkey_chat.storage.repository import Executor
 from datamonkey_chat.storage.turn_commit import TurnCommitter
 
 log = logging.getLogger(__name__)
@@ -107,6 +111,14 @@ def _min_model_chars(user_text: str, reply_text: str) -> int:
     """A lower bound of the characters a turn costs in the context budget (see
     assistant/history.py): the prompt and the reply's text parts, without their separators."""
     return len(user_text) + len(reply_text) - 2 * reply_text.count("\n\n")
+
+
+def _check_found_and_owner(rows: list[Row[Any]], user_id: str) -> Row[Any]:
+    """The conversation's head from `conversation_and_messages` rows, if the user owns it."""
+    if not rows:
+        raise NotFoundError("Conversation not found")
+    _check_owner(rows[0].user_id, user_id)
+    return rows[0]
 
 
 def _check_owner(owner: str, user_id: str) -> None:
@@ -227,14 +239,22 @@ class ConversationService:
             items = everything[max(0, end - limit) : end]
             more = end > limit
         else:
+            before, bad_cursor = None, None
+            if cursor is not None:
+                try:
+                    before = self._cursors.decode(user_id, scope, cursor)[0]
+                except InvalidInputError as exc:
+                    bad_cursor = exc  # answered after 403/404, like the cached path
             async with self._database.read_connection() as db:
-                await self._owner_of(db, user_id, conversation_id)  # 403/404 before the cursor
-                before = (
-                    self._cursors.decode(user_id, scope, cursor)[0] if cursor is not None else None
+                rows = await repository.conversation_and_messages(
+                    db, conversation_id, before, limit + 1
                 )
-                rows = await repository.messages_before(db, conversation_id, before, limit + 1)
-            more = len(rows) > limit
-            items = [_page_message(row) for row in reversed(rows[:limit])]
+            _check_found_and_owner(rows, user_id)
+            if bad_cursor is not None:
+                raise bad_cursor
+            found = [row for row in rows if row.seq is not None]
+            more = len(found) > limit
+            items = [_page_message(row) for row in reversed(found[:limit])]
         next_cursor = self._cursors.encode(user_id, scope, [items[0].seq]) if more else None
         return Page(items, next_cursor)
 
@@ -329,17 +349,19 @@ class ConversationService:
     async def _history(self, user_id: str, conversation_id: str) -> HistoryWindow:
         """The newest turns that can fill the context budget, read newest first in batches:
         the cost follows the budget, not the conversation's length."""
+        batch = 2 * HISTORY_BATCH_TURNS
         async with self._database.read_connection() as db:
-            head = await self._owner_of(db, user_id, conversation_id)
+            # The conversation and its newest messages in one statement; more batches only
+            # while the budget is not covered.
+            rows = await repository.conversation_and_messages(
+                db, conversation_id, None, batch, for_model=True
+            )
+            head = _check_found_and_owner(rows, user_id)
+            rows = [row for row in rows if row.seq is not None]
             turns: list[StoredTurn] = []
             used = 0
-            before = head.last_seq + 1
             reply: Row[Any] | None = None
-            while used <= self._context_budget_chars and len(turns) < self._context_max_turns:
-                batch = 2 * HISTORY_BATCH_TURNS
-                rows = await repository.messages_before(
-                    db, conversation_id, before, batch, for_model=True
-                )
+            while True:
                 for row in rows:  # newest first: each reply, then the question before it
                     if row.role == "assistant":
                         reply = row
@@ -347,19 +369,14 @@ class ConversationService:
                         turns.append(StoredTurn(row.content, reply.content, reply.model_messages))
                         used += _min_model_chars(row.content, reply.content)
                         reply = None
-                if len(rows) < batch:
+                done = used > self._context_budget_chars
+                if done or len(turns) >= self._context_max_turns or len(rows) < batch:
                     break
-                before = rows[-1].seq
+                rows = await repository.messages_before(
+                    db, conversation_id, rows[-1].seq, batch, for_model=True
+                )
         turns.reverse()
         return HistoryWindow(turns, head.last_seq, head.last_seq == 0 and head.title is None)
-
-    @staticmethod
-    async def _owner_of(db: Executor, user_id: str, conversation_id: str) -> Row[Any]:
-        head = await repository.conversation_head(db, conversation_id)
-        if head is None:
-            raise NotFoundError("Conversation not found")
-        _check_owner(head.user_id, user_id)
-        return head
 
     @staticmethod
     async def _owned(db: Any, user_id: str, conversation_id: str) -> ConversationRow:

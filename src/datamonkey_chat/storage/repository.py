@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any, cast
 
-from sqlalchemy import Row, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Row, and_, delete, func, insert, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import defer
 
@@ -105,6 +105,36 @@ async def messages_before(
         query = query.where(MessageRow.seq < before_seq)
     query = query.order_by(MessageRow.seq.desc()).limit(limit)
     return list((await db.execute(query)).all())
+
+
+async def conversation_and_messages(
+    db: Executor,
+    conversation_id: str,
+    before_seq: int | None,
+    limit: int,
+    *,
+    for_model: bool = False,
+) -> list[Row[Any]]:
+    """The conversation's (user_id, title, last_seq) on every row, beside up to `limit` of its
+    messages older than `before_seq`, newest first: one statement, so one round trip (with
+    SQLite, every statement is a hop to the driver's thread and back). No row: no such
+    conversation; one row with a null `seq`: no such messages."""
+    m, c = MessageRow, ConversationRow
+    extra = (m.model_messages,) if for_model else (m.timestamp_ms, m.tool_events)
+    # The newest messages on their own (a backward scan of the unique index that stops after
+    # `limit`), joined to the conversation's row afterwards.
+    newest = select(m.seq, m.role, m.content, *extra).where(m.conversation_id == conversation_id)
+    if before_seq is not None:
+        newest = newest.where(m.seq < before_seq)
+    window = newest.order_by(m.seq.desc()).limit(limit).subquery()
+    query = (
+        select(c.user_id, c.title, c.last_seq, *window.c)
+        .select_from(c)
+        .outerjoin(window, true())
+        .where(c.id == conversation_id)
+        .order_by(window.c.seq.desc())
+    )
+    return cast("list[Row[Any]]", list((await db.execute(query)).all()))
 
 
 async def conversations_after(
