@@ -306,6 +306,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="datamonkey-sends-"))
     env = {**os.environ, "DATAMONKEY_CHAT_DATA_DIR": str(workdir / "data")}
     env.pop("DATAMONKEY_CHAT_MODEL", None)  # the offline assistant
+    # The benchmark is one session sending as fast as it can: per-session rate limits
+    # (where the server has them) would answer most of it 429.
+    env["DATAMONKEY_CHAT_RATE_LIMITS"] = "false"
     if args.log_level:
         env["DATAMONKEY_CHAT_LOG_LEVEL"] = args.log_level
     if args.database_url:
