@@ -151,6 +151,11 @@ def serve_baseline(port: int, payloads_file: Path, http: str, loop: str) -> None
     async def messages(conversation_id: str) -> JSONResponse:
         return JSONResponse(payloads["get-messages"])
 
+    @app.post(API + "/chat/{conversation_id}/messages")
+    async def send(conversation_id: str, body: dict[str, Any]) -> JSONResponse:
+        # bench/sends.py: a send that parses its body like ours, and answers our reply
+        return JSONResponse(payloads.get("send", {}))
+
     uvicorn.run(
         app,
         host="127.0.0.1",
@@ -192,7 +197,7 @@ def request(
         return exc.code, exc.headers, json.loads(raw) if raw else None
 
 
-def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 180.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -70,6 +70,20 @@ class Settings(BaseSettings):
     max_output_tokens: int | None = None
     reply_timeout_seconds: float = 120.0
     context_budget_chars: int = 48_000
+    context_max_turns: int = Field(
+        default=200, description="At most this many past turns are sent to the model"
+    )
+    max_concurrent_replies: int | None = Field(
+        default=None,
+        description="Unstreamed assistant runs at once (others wait their turn); default: 4 "
+        "for the offline assistant, whose runs are CPU work, 256 for a model behind the network",
+    )
+
+    @property
+    def reply_slots(self) -> int:
+        if self.max_concurrent_replies is not None:
+            return max(1, self.max_concurrent_replies)
+        return 256 if self.model else 4
 
     # Analyses
     hyphy_binary: str | None = Field(

@@ -243,7 +243,7 @@ def test_session_end_and_rate_limits_are_documented_beside_the_contract(document
     method, path, end = ours["endSession"]
     assert (method, path) == ("DELETE", "/session")
     assert end["tags"] == ["Sessions"] and set(end["responses"]) == {"204", "401"}
-    for op_id in ("uploadDataset", "startMethodJob"):
+    for op_id in ("uploadDataset", "startFELJob", "startSlatkinJob"):
         limited = ours[op_id][2]["responses"]["429"]
         assert limited["headers"]["Retry-After"]["schema"] == {"type": "integer"}
         schema = limited["content"]["application/json"]["schema"]
@@ -252,3 +252,29 @@ def test_session_end_and_rate_limits_are_documented_beside_the_contract(document
     assert len(contract_operations) == 6
     for operation in contract_operations:  # their 429 is in README: ChatApi.md must not change
         assert "429" not in operation["responses"], operation["operationId"]
+
+
+def test_paging_is_documented_beside_the_contracts_operations(document: Json) -> None:
+    # The paging parameters must not enter the operations' `parameters` (the generated
+    # client, and so ChatApi.md, would change); they are described beside them.
+    ours = operations(document)
+    schemas = document["components"]["schemas"]
+    for op_id, extra, response in (
+        ("listUserConversations", [], "ListUserConversations200Response"),
+        ("getConversationMessages", ["tool_payloads"], "GetConversationMessages200Response"),
+    ):
+        operation = ours[op_id][2]
+        assert "query" not in {p["in"] for p in operation["parameters"]}
+        documented = operation["x-extension-parameters"]
+        assert [p["name"] for p in documented] == ["limit", "cursor", *extra]
+        assert all(p["in"] == "query" and not p["required"] for p in documented)
+        limit = documented[0]["schema"]
+        assert (limit["type"], limit["minimum"], limit["maximum"]) == ("integer", 1, 200)
+        bad = operation["x-extension-responses"]["400"]["content"]["application/json"]
+        assert bad["schema"] == {"$ref": "#/components/schemas/ServerError"}
+        next_cursor = schemas[response]["properties"]["next_cursor"]
+        assert next_cursor["type"] == "string" and next_cursor["nullable"] is True
+        assert "next_cursor" not in schemas[response].get("required", [])
+    message_id = schemas["ChatMessage"]["properties"]["id"]
+    assert message_id["type"] == "integer"
+    assert "id" not in schemas["ChatMessage"]["required"]

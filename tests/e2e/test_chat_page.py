@@ -324,6 +324,71 @@ def test_forget_me_clears_the_token(page: Any) -> None:
     assert conversation_titles(page) == []
 
 
+def _api(base: str, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
+    """A request to the live server's API; returns (headers, decoded JSON body)."""
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["user_token"] = token
+    request = urllib.request.Request(base + API_PREFIX + path, data, headers, method=method)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.headers, json.loads(response.read() or b"null")
+
+
+# As a reader's wheel does (the thread's CSS smooth scrolling applies to scripts only).
+SCROLL_TO_TOP = "document.getElementById('thread').scrollTo({top: 0, behavior: 'instant'})"
+
+
+def test_a_long_conversation_opens_at_its_newest_page_and_pages_back_on_scroll(
+    page: Any,
+    live_server: str,  # noqa: F811
+) -> None:
+    turns = 55  # 110 messages: pages of 50, 50 and 10
+    headers, created = _api(live_server, "POST", "/chat", {"title": "A long one"})
+    token = headers["X-Session-Token"]
+    for i in range(turns):
+        _api(
+            live_server, "POST", f"/chat/{created['id']}/messages", {"message": f"note {i}"}, token
+        )
+    page.evaluate("t => localStorage.setItem('datamonkey-chat.token', t)", token)
+    page.goto(f"/#c={created['id']}")
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+
+    def user_texts() -> list[str]:
+        texts: list[str] = page.locator(".message.user .content").all_inner_texts()
+        return texts
+
+    # The newest page only, scrolled to its end.
+    assert page.locator(".message").count() == 50
+    assert user_texts() == [f"note {i}" for i in range(turns - 25, turns)]
+    page.wait_for_function(
+        "() => { const t = document.getElementById('thread');"
+        " return t.scrollHeight - t.scrollTop - t.clientHeight < 5; }"
+    )
+    # Scrolling up loads the older pages, in order, keeping the view where it was.
+    for expected in (100, 110):
+        anchor = page.locator(".message").first
+        anchor_id = anchor.get_attribute("data-message-id")
+        page.evaluate(SCROLL_TO_TOP)
+        page.wait_for_function(f"() => document.querySelectorAll('.message').length === {expected}")
+        still = page.locator(f".message[data-message-id='{anchor_id}']")
+        assert still.evaluate(
+            "el => { const t = document.getElementById('thread').getBoundingClientRect();"
+            " const r = el.getBoundingClientRect(); return r.bottom > t.top && r.top < t.bottom; }"
+        ), "the message that was at the top stays in view"
+    assert user_texts() == [f"note {i}" for i in range(turns)]
+    ids = [
+        int(x)
+        for x in page.locator(".message").evaluate_all("els => els.map(e => e.dataset.messageId)")
+    ]
+    assert ids == list(range(1, 2 * turns + 1))  # no gap, no repeat
+    page.evaluate(SCROLL_TO_TOP)
+    page.wait_for_timeout(300)  # nothing older: nothing more is asked for
+    assert page.locator(".message").count() == 2 * turns
+    assert page.locator("[data-testid=loading-older]").count() == 0
+
+
 # ----------------------------------------------------- scripted responses (named as such)
 
 
@@ -664,7 +729,7 @@ def test_screenshot_for_readme(browser: Any, live_server: str) -> None:  # noqa:
             "() => ![...document.querySelectorAll('#conversation-list .title')]"
             ".some(t => t.classList.contains('untitled'))"
         )
-        page.evaluate("document.getElementById('thread').scrollTop = 0")
+        page.evaluate(SCROLL_TO_TOP)
         page.mouse.move(900, 780)
         out = REPO / "docs" / "screenshot.png"
         out.parent.mkdir(exist_ok=True)

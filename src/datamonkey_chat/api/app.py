@@ -59,6 +59,10 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
             read_cache_size=settings.read_cache_size,
             read_cache_bytes=settings.read_cache_bytes,
             changes=changes,
+            secret=secret,
+            context_budget_chars=settings.context_budget_chars,
+            context_max_turns=settings.context_max_turns,
+            reply_slots=settings.reply_slots,
         )
         await app.state.conversations.start()  # follows other processes' writes (PostgreSQL)
         await app.state.sessions.start()  # and the sessions they end

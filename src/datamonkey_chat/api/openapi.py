@@ -22,6 +22,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from datamonkey_chat.catalog import load_upstream_methods
+
 log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
@@ -102,7 +104,9 @@ FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
 
 # Counted by api/rate_limits.py's middleware, which the routes cannot declare. The contract's
 # create and send are limited too, but their responses must stay the contract's (README).
-RATE_LIMITED_EXTENSIONS = frozenset({"uploadDataset", "startMethodJob"})
+RATE_LIMITED_EXTENSIONS = frozenset(
+    {"uploadDataset", *(method.start_operation for method in load_upstream_methods().values())}
+)
 RATE_LIMITED_RESPONSE = {
     "description": "Too many requests from this session or address; retry after the "
     "number of seconds in Retry-After (`code`: rate_limited)",

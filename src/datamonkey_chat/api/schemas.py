@@ -33,6 +33,11 @@ class ChatMessage(BaseModel):
     tool_events: list[dict[str, Any]] | None = Field(
         default=None, description="Extension: tool calls and results behind this reply"
     )
+    # Extension (additive): only in pages (`limit`/`cursor`), where the page needs it.
+    id: int | None = Field(
+        default=None,
+        description="Extension, in paged answers: the message's position in its conversation",
+    )
 
 
 class ChatConversation(BaseModel):
@@ -56,12 +61,20 @@ class RenameConversationRequest(BaseModel):
     title: StorableStr = Field(min_length=1, max_length=200)
 
 
+NEXT_CURSOR_DOC = (
+    "Extension, in paged answers (`limit`/`cursor`): pass it as `cursor` for the next, older "
+    "page; null when there is none"
+)
+
+
 class ListUserConversations200Response(BaseModel):
     conversations: list[ChatConversation]
+    next_cursor: str | None = Field(default=None, description=NEXT_CURSOR_DOC)
 
 
 class GetConversationMessages200Response(BaseModel):
     messages: list[ChatMessage]
+    next_cursor: str | None = Field(default=None, description=NEXT_CURSOR_DOC)
 
 
 class SendConversationMessage200Response(BaseModel):

@@ -73,7 +73,20 @@ def trim_turns(turns: Sequence[list[ModelMessage]], budget_chars: int) -> list[l
 def history_messages(
     history: Sequence[StoredTurn], budget_chars: int, *, reserve_chars: int = 0
 ) -> list[ModelMessage]:
-    """History for the model, oldest first, within `budget_chars - reserve_chars`."""
-    turns = [turn_messages(turn) for turn in history]
-    kept = trim_turns(turns, max(0, budget_chars - reserve_chars))
+    """History for the model, oldest first, within `budget_chars - reserve_chars`.
+
+    The same whole-turn trimming as `trim_turns`, but turns are read newest first and only
+    until the budget is spent: older turns are never parsed, whatever the history's length.
+    """
+    budget = max(0, budget_chars - reserve_chars)
+    kept: list[list[ModelMessage]] = []
+    used = 0
+    for turn in reversed(history):
+        messages = turn_messages(turn)
+        size = messages_chars(messages)
+        if used + size > budget:
+            break
+        kept.append(messages)
+        used += size
+    kept.reverse()
     return [message for messages in kept for message in messages]

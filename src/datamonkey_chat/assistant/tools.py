@@ -28,13 +28,17 @@ __all__ = [
 ]
 
 
-def list_methods(ctx: RunContext[AssistantDeps]) -> list[dict[str, Any]]:
+# The catalog tools are async though they never wait: Pydantic AI runs a sync tool in a
+# worker thread, and that hop (the GIL handed over and back) cost more than the lookup.
+
+
+async def list_methods(ctx: RunContext[AssistantDeps]) -> list[dict[str, Any]]:
     """List the HyPhy methods Datamonkey offers: id, name, one-line summary, the kinds of
     selection each detects, the input it needs, and whether this server can run it."""
     return [method.brief() for method in load_catalog().methods]
 
 
-def describe_method(ctx: RunContext[AssistantDeps], name: str) -> dict[str, Any]:
+async def describe_method(ctx: RunContext[AssistantDeps], name: str) -> dict[str, Any]:
     """Everything the catalog knows about one method: the question it answers, required
     input, typical run time, how to read its results, the paper to cite, and its options
     with defaults and ranges (`options_schema` is the JSON schema that start_analysis's

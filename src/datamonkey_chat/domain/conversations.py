@@ -6,10 +6,12 @@ import asyncio
 import json
 import logging
 import secrets
+from bisect import bisect_left
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 
 from datamonkey_chat.assistant.base import (
@@ -22,8 +24,14 @@ from datamonkey_chat.assistant.base import (
     ToolEvent,
 )
 from datamonkey_chat.domain.clock import now_ms
-from datamonkey_chat.domain.errors import ConflictError, ForbiddenError, NotFoundError
+from datamonkey_chat.domain.errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidInputError,
+    NotFoundError,
+)
 from datamonkey_chat.domain.locks import KeyedLocks
+from datamonkey_chat.domain.paging import Cursors
 from datamonkey_chat.domain.read_cache import ReadCache
 from datamonkey_chat.storage import repository
 from datamonkey_chat.storage.change_feed import ChangeFeed
@@ -31,6 +39,7 @@ from datamonkey_chat.storage.db import Database
 from datamonkey_chat.storage.group_commit import GroupInserter
 from datamonkey_chat.storage.models import ConversationRow, MessageRow
 from datamonkey_chat.storage.text import scrub
+from datamonkey_chat.storage.turn_commit import TurnCommitter
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +48,9 @@ MAX_TITLE_CHARS = 200
 # timestamps), and how much larger parsed JSON is than its text.
 _ROW_BYTES = 300
 _PARSED_JSON_FACTOR = 4
+# History is read newest first in batches of this many turns until the context budget is
+# covered, so a send reads a window of the conversation, never all of it.
+HISTORY_BATCH_TURNS = 16
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,23 @@ class Message:
     timestamp: int
     seq: int
     tool_events: list[dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page, newest first among pages, chronological within; `next_cursor` for older."""
+
+    items: list[Any]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class HistoryWindow:
+    """What a send needs before the model runs: the newest turns, and where to write next."""
+
+    turns: list[StoredTurn]
+    last_seq: int
+    is_first: bool
 
 
 @dataclass(frozen=True)
@@ -84,17 +113,23 @@ def _message_bytes(row: MessageRow) -> int:
     return _ROW_BYTES + len(row.content) + _PARSED_JSON_FACTOR * len(row.tool_events or "")
 
 
-def _turns(rows: list[MessageRow]) -> list[StoredTurn]:
-    """Pair each user message with the assistant reply that follows it."""
-    turns: list[StoredTurn] = []
-    pending_user: MessageRow | None = None
-    for row in rows:
-        if row.role == "user":
-            pending_user = row
-        elif pending_user is not None:
-            turns.append(StoredTurn(pending_user.content, row.content, row.model_messages))
-            pending_user = None
-    return turns
+def _page_message(row: Row[Any]) -> Message:
+    events = json.loads(row.tool_events) if row.tool_events else None
+    return Message(row.role, row.content, row.timestamp_ms, row.seq, events)
+
+
+def _min_model_chars(user_text: str, reply_text: str) -> int:
+    """A lower bound of the characters a turn costs in the context budget (see
+    assistant/history.py): the prompt and the reply's text parts, without their separators."""
+    return len(user_text) + len(reply_text) - 2 * reply_text.count("\n\n")
+
+
+def _check_found_and_owner(rows: list[Row[Any]], user_id: str) -> Row[Any]:
+    """The conversation's head from `conversation_and_messages` rows, if the user owns it."""
+    if not rows:
+        raise NotFoundError("Conversation not found")
+    _check_owner(rows[0].user_id, user_id)
+    return rows[0]
 
 
 def _check_owner(owner: str, user_id: str) -> None:
@@ -115,6 +150,11 @@ class ConversationService:
         read_cache_size: int = 0,
         changes: ChangeFeed | None = None,
         read_cache_bytes: int = 0,
+        *,
+        secret: str = "",
+        context_budget_chars: int = 48_000,
+        context_max_turns: int = 200,
+        reply_slots: int = 256,
     ) -> None:
         self._database = database
         self._assistant = assistant
@@ -124,6 +164,13 @@ class ConversationService:
             read_cache_size, active=self._changes.listening, max_bytes=read_cache_bytes
         )
         self._new_conversations = GroupInserter(database, ConversationRow)
+        self._turns = TurnCommitter(database)
+        self._cursors = Cursors(secret or secrets.token_urlsafe(32))
+        self._context_budget_chars = context_budget_chars
+        self._context_max_turns = context_max_turns
+        # Admission for assistant runs: with a CPU-bound (offline) assistant, a few runs at a
+        # time finish as fast as many, and reads are not queued behind hundreds of them.
+        self._reply_slots = asyncio.Semaphore(reply_slots)
         self._send_locks = KeyedLocks()
         self._background: set[asyncio.Task[None]] = set()
 
@@ -184,6 +231,63 @@ class ConversationService:
         conversation = await self.get(user_id, conversation_id)
         return conversation.messages or []
 
+    async def message_page(
+        self, user_id: str, conversation_id: str, limit: int, cursor: str | None
+    ) -> Page:
+        """`limit` messages older than the cursor (the newest without one), oldest first.
+
+        A conversation in the read cache is paged from memory; otherwise one indexed query
+        reads just the page (a page never fills the cache with a whole conversation).
+        """
+        scope = f"messages {conversation_id}"
+        cached = self._cache.conversation(conversation_id)
+        if cached is not None:
+            owner, conversation = cached
+            _check_owner(owner, user_id)
+            before = self._cursors.decode(user_id, scope, cursor)[0] if cursor is not None else None
+            everything = conversation.messages or []
+            end = (
+                len(everything)
+                if before is None
+                else bisect_left(everything, before, key=lambda m: m.seq)
+            )
+            items = everything[max(0, end - limit) : end]
+            more = end > limit
+        else:
+            before, bad_cursor = None, None
+            if cursor is not None:
+                try:
+                    before = self._cursors.decode(user_id, scope, cursor)[0]
+                except InvalidInputError as exc:
+                    bad_cursor = exc  # answered after 403/404, like the cached path
+            async with self._database.read_connection() as db:
+                rows = await repository.conversation_and_messages(
+                    db, conversation_id, before, limit + 1
+                )
+            _check_found_and_owner(rows, user_id)
+            if bad_cursor is not None:
+                raise bad_cursor
+            found = [row for row in rows if row.seq is not None]
+            more = len(found) > limit
+            items = [_page_message(row) for row in reversed(found[:limit])]
+        next_cursor = self._cursors.encode(user_id, scope, [items[0].seq]) if more else None
+        return Page(items, next_cursor)
+
+    async def conversation_page(self, user_id: str, limit: int, cursor: str | None) -> Page:
+        """`limit` conversations after the cursor (from the newest-updated without one)."""
+        after: tuple[int, str] | None = None
+        if cursor is not None:
+            updated_ms, conversation_id = self._cursors.decode(user_id, "conversations", cursor)
+            after = (int(updated_ms), str(conversation_id))
+        async with self._database.read_connection() as db:
+            rows = await repository.conversations_after(db, user_id, after, limit + 1)
+        items = [Conversation(r.id, r.title, r.created_ms, r.updated_ms) for r in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            last = items[-1]
+            next_cursor = self._cursors.encode(user_id, "conversations", [last.updated, last.id])
+        return Page(items, next_cursor)
+
     async def delete(self, user_id: str, conversation_id: str) -> None:
         async with self._send_locks.hold(conversation_id):
             async with self._database.transaction() as db:
@@ -202,11 +306,12 @@ class ConversationService:
         """Ask the assistant and store question and answer together, or nothing at all."""
         received = now_ms()
         async with self._send_locks.hold(conversation_id):
-            history, is_first = await self._history(user_id, conversation_id)
+            window = await self._history(user_id, conversation_id)
             deps = self._deps(user_id, conversation_id, text)
-            reply = await self._assistant.reply(history, text, deps)
+            async with self._reply_slots:
+                reply = await self._assistant.reply(window.turns, text, deps)
             stored = await self._store_turn(user_id, conversation_id, text, received, reply)
-        if is_first:
+        if window.is_first:
             self._title_later(user_id, conversation_id, text, reply.text)
         return stored
 
@@ -216,10 +321,11 @@ class ConversationService:
         """Like send, yielding deltas and tool events first; nothing is stored unless done."""
         received = now_ms()
         async with self._send_locks.hold(conversation_id):
-            history, is_first = await self._history(user_id, conversation_id)
+            window = await self._history(user_id, conversation_id)
             deps = self._deps(user_id, conversation_id, text)
             reply: AssistantReply | None = None
-            async for event in self._assistant.stream(history, text, deps):
+            # No reply slot here: a slow reader of the stream would hold it.
+            async for event in self._assistant.stream(window.turns, text, deps):
                 if isinstance(event, ReplyDone):
                     reply = event.reply
                 else:
@@ -227,7 +333,7 @@ class ConversationService:
             if reply is None:
                 raise RuntimeError("assistant stream ended without a reply")
             stored = await self._store_turn(user_id, conversation_id, text, received, reply)
-        if is_first:
+        if window.is_first:
             self._title_later(user_id, conversation_id, text, reply.text)
         yield ReplyStored(stored)
 
@@ -251,11 +357,37 @@ class ConversationService:
             analyses=self._analyses,
         )
 
-    async def _history(self, user_id: str, conversation_id: str) -> tuple[list[StoredTurn], bool]:
-        async with self._database.session() as db:
-            row = await self._owned(db, user_id, conversation_id)
-            messages = await repository.list_messages(db, conversation_id)
-        return _turns(messages), not messages and row.title is None
+    async def _history(self, user_id: str, conversation_id: str) -> HistoryWindow:
+        """The newest turns that can fill the context budget, read newest first in batches:
+        the cost follows the budget, not the conversation's length."""
+        batch = 2 * HISTORY_BATCH_TURNS
+        async with self._database.read_connection() as db:
+            # The conversation and its newest messages in one statement; more batches only
+            # while the budget is not covered.
+            rows = await repository.conversation_and_messages(
+                db, conversation_id, None, batch, for_model=True
+            )
+            head = _check_found_and_owner(rows, user_id)
+            rows = [row for row in rows if row.seq is not None]
+            turns: list[StoredTurn] = []
+            used = 0
+            reply: Row[Any] | None = None
+            while True:
+                for row in rows:  # newest first: each reply, then the question before it
+                    if row.role == "assistant":
+                        reply = row
+                    elif reply is not None:
+                        turns.append(StoredTurn(row.content, reply.content, reply.model_messages))
+                        used += _min_model_chars(row.content, reply.content)
+                        reply = None
+                done = used > self._context_budget_chars
+                if done or len(turns) >= self._context_max_turns or len(rows) < batch:
+                    break
+                rows = await repository.messages_before(
+                    db, conversation_id, rows[-1].seq, batch, for_model=True
+                )
+        turns.reverse()
+        return HistoryWindow(turns, head.last_seq, head.last_seq == 0 and head.title is None)
 
     @staticmethod
     async def _owned(db: Any, user_id: str, conversation_id: str) -> ConversationRow:
@@ -275,36 +407,34 @@ class ConversationService:
     ) -> Message:
         replied = max(now_ms(), received_ms)
         events = [event.as_dict() for event in reply.tool_events]
+        reply_text = scrub(reply.text)  # a model's text is not checked at the edge
+        question = {
+            "conversation_id": conversation_id,
+            "seq": 0,  # numbered when the turn is committed
+            "role": "user",
+            "content": text,
+            "timestamp_ms": received_ms,
+            "tool_events": None,
+            "model_messages": None,
+        }
+        answer = {
+            "conversation_id": conversation_id,
+            "seq": 0,
+            "role": "assistant",
+            "content": reply_text,
+            "timestamp_ms": replied,
+            "tool_events": json.dumps(events) if events else None,
+            "model_messages": reply.model_messages,
+        }
         try:
-            async with self._database.transaction() as db:
-                # other server processes' turns to this conversation: wait, then follow them
-                await repository.lock_conversation_for_turn(db, conversation_id)
-                seq = await repository.next_message_seq(db, conversation_id)
-                question = MessageRow(
-                    conversation_id=conversation_id,
-                    seq=seq,
-                    role="user",
-                    content=text,
-                    timestamp_ms=received_ms,
-                )
-                answer = MessageRow(
-                    conversation_id=conversation_id,
-                    seq=seq + 1,
-                    role="assistant",
-                    content=scrub(reply.text),  # a model's text is not checked at the edge
-                    timestamp_ms=replied,
-                    tool_events=json.dumps(events) if events else None,
-                    model_messages=reply.model_messages,
-                )
-                if await repository.set_conversation_updated(db, conversation_id, replied) == 0:
-                    raise NotFoundError("Conversation not found")  # deleted mid-reply
-                await repository.add_messages(db, [question, answer])
+            first_seq = await self._turns.commit(conversation_id, replied, [question, answer])
+            if first_seq is None:
+                raise NotFoundError("Conversation not found")  # deleted mid-reply
         except IntegrityError as exc:
-            # Another server process wrote to this conversation at the same moment.
             raise ConflictError("Another message was sent to this conversation at once") from exc
         finally:
             self._cache.forget(user_id, conversation_id)
-        return _message(answer)
+        return Message("assistant", reply_text, replied, first_seq + 1, events or None)
 
     def _title_later(self, user_id: str, conversation_id: str, text: str, reply_text: str) -> None:
         task = asyncio.create_task(self._make_title(user_id, conversation_id, text, reply_text))

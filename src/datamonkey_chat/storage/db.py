@@ -79,6 +79,12 @@ class Database:
             yield session
 
     @asynccontextmanager
+    async def read_connection(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection for reads: no ORM session, no write lock."""
+        async with self.engine.connect() as connection:
+            yield connection
+
+    @asynccontextmanager
     async def write_connection(self) -> AsyncIterator[AsyncConnection]:
         """A Core connection in a write transaction: no ORM session, for the hottest inserts."""
         async with self._write_lock, self.engine.begin() as connection:

@@ -31,13 +31,15 @@ class SessionRow(Base):
 
 class ConversationRow(Base):
     __tablename__ = "conversations"
-    __table_args__ = (Index("ix_conversations_user_updated", "user_id", "updated_ms"),)
+    __table_args__ = (Index("ix_conversations_user_updated_id", "user_id", "updated_ms", "id"),)
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[str] = mapped_column(String(64))
     title: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_ms: Mapped[int] = mapped_column(BigInteger)
     updated_ms: Mapped[int] = mapped_column(BigInteger)
+    # The newest message's seq: the next turn writes last_seq + 1 and + 2 without a scan.
+    last_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class MessageRow(Base):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Collection
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row, and_, delete, func, insert, or_, select, true, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import defer
 
 from datamonkey_chat.storage.models import (
@@ -62,29 +61,124 @@ async def list_messages(db: AsyncSession, conversation_id: str) -> list[MessageR
     return list((await db.scalars(query)).all())
 
 
-async def next_message_seq(db: AsyncSession, conversation_id: str) -> int:
-    query = select(func.coalesce(func.max(MessageRow.seq), 0)).where(
-        MessageRow.conversation_id == conversation_id
-    )
-    return int((await db.scalar(query)) or 0) + 1
-
-
-async def lock_conversation_for_turn(db: AsyncSession, conversation_id: str) -> None:
-    """Hold the conversation's turn lock until this transaction ends (PostgreSQL).
-
-    Server processes sharing a database serialize their writes of turns to one conversation
-    here: the second waits, then numbers its messages after the first's. SQLite needs no
-    lock: one process serves it and writes one transaction at a time.
-    """
-    if db.get_bind().dialect.name != "postgresql":
-        return
-    digest = hashlib.blake2b(f"turn:{conversation_id}".encode(), digest_size=8).digest()
-    key = int.from_bytes(digest, "big", signed=True)  # PostgreSQL's bigint
-    await db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
-
-
 async def add_messages(db: AsyncSession, rows: list[MessageRow]) -> None:
     db.add_all(rows)
+
+
+# ---------------------------------------------------------------- paging and the send path
+# Core statements (no ORM identity map) on a session or a bare connection; each is one round
+# trip served by an index, whatever the conversation's length.
+
+Executor = AsyncConnection | AsyncSession
+
+
+async def conversation_head(db: Executor, conversation_id: str) -> Row[Any] | None:
+    """(user_id, title, last_seq) of a conversation, or None."""
+    query = select(ConversationRow.user_id, ConversationRow.title, ConversationRow.last_seq).where(
+        ConversationRow.id == conversation_id
+    )
+    return cast("Row[Any] | None", (await db.execute(query)).first())
+
+
+async def messages_before(
+    db: Executor,
+    conversation_id: str,
+    before_seq: int | None,
+    limit: int,
+    *,
+    for_model: bool = False,
+) -> list[Row[Any]]:
+    """Up to `limit` messages older than `before_seq` (all if None), newest first.
+
+    The unique (conversation_id, seq) index serves this as a backward range scan.
+    `for_model` selects what history needs (the model's record), otherwise what the wire shows.
+    """
+    extra = (
+        (MessageRow.model_messages,)
+        if for_model
+        else (MessageRow.timestamp_ms, MessageRow.tool_events)
+    )
+    query = select(MessageRow.seq, MessageRow.role, MessageRow.content, *extra).where(
+        MessageRow.conversation_id == conversation_id
+    )
+    if before_seq is not None:
+        query = query.where(MessageRow.seq < before_seq)
+    query = query.order_by(MessageRow.seq.desc()).limit(limit)
+    return list((await db.execute(query)).all())
+
+
+async def conversation_and_messages(
+    db: Executor,
+    conversation_id: str,
+    before_seq: int | None,
+    limit: int,
+    *,
+    for_model: bool = False,
+) -> list[Row[Any]]:
+    """The conversation's (user_id, title, last_seq) on every row, beside up to `limit` of its
+    messages older than `before_seq`, newest first: one statement, so one round trip (with
+    SQLite, every statement is a hop to the driver's thread and back). No row: no such
+    conversation; one row with a null `seq`: no such messages."""
+    m, c = MessageRow, ConversationRow
+    extra = (m.model_messages,) if for_model else (m.timestamp_ms, m.tool_events)
+    # The newest messages on their own (a backward scan of the unique index that stops after
+    # `limit`), joined to the conversation's row afterwards.
+    newest = select(m.seq, m.role, m.content, *extra).where(m.conversation_id == conversation_id)
+    if before_seq is not None:
+        newest = newest.where(m.seq < before_seq)
+    window = newest.order_by(m.seq.desc()).limit(limit).subquery()
+    query = (
+        select(c.user_id, c.title, c.last_seq, *window.c)
+        .select_from(c)
+        .outerjoin(window, true())
+        .where(c.id == conversation_id)
+        .order_by(window.c.seq.desc())
+    )
+    return cast("list[Row[Any]]", list((await db.execute(query)).all()))
+
+
+async def conversations_after(
+    db: Executor, user_id: str, after: tuple[int, str] | None, limit: int
+) -> list[Row[Any]]:
+    """(id, title, created_ms, updated_ms) of a user's conversations, newest-updated first
+    (ties by id), after the (updated_ms, id) key; the (user_id, updated_ms, id) index serves it."""
+    c = ConversationRow
+    query = select(c.id, c.title, c.created_ms, c.updated_ms).where(c.user_id == user_id)
+    if after is not None:
+        updated_ms, conversation_id = after
+        query = query.where(
+            or_(
+                ConversationRow.updated_ms < updated_ms,
+                and_(
+                    ConversationRow.updated_ms == updated_ms, ConversationRow.id > conversation_id
+                ),
+            )
+        )
+    query = query.order_by(c.updated_ms.desc(), c.id).limit(limit)
+    return cast("list[Row[Any]]", list((await db.execute(query)).all()))
+
+
+async def advance_conversation(
+    db: Executor, conversation_id: str, count: int, updated_ms: int
+) -> int | None:
+    """Add `count` to `last_seq` and set `updated_ms`; the new `last_seq`, None if no row.
+
+    The UPDATE's row lock serializes writers of one conversation until their commit; on
+    PostgreSQL a waiting writer re-reads the row it waited for, so numbers never collide."""
+    result = await db.execute(
+        update(ConversationRow)
+        .where(ConversationRow.id == conversation_id)
+        .values(last_seq=ConversationRow.last_seq + count, updated_ms=updated_ms)
+        .returning(ConversationRow.last_seq)
+    )
+    row = result.first()
+    return None if row is None else int(row[0])
+
+
+async def insert_messages(db: Executor, rows: list[dict[str, Any]]) -> None:
+    """One executemany for many message rows."""
+    if rows:
+        await db.execute(insert(MessageRow.__table__), rows)  # type: ignore[arg-type]
 
 
 async def set_conversation_updated(db: AsyncSession, conversation_id: str, now_ms: int) -> int:

@@ -31,6 +31,7 @@ from datamonkey_chat.api.schemas import (
 )
 from datamonkey_chat.domain.conversations import Conversation, Message
 from datamonkey_chat.domain.errors import InvalidInputError, TooLargeError
+from datamonkey_chat.domain.paging import MAX_PAGE_SIZE, page_size
 
 router = APIRouter(prefix="/chat", tags=["Chat"])
 extensions = APIRouter(prefix="/chat", tags=["Chat extensions"])
@@ -57,6 +58,98 @@ def message_json(message: Message) -> dict[str, Any]:
     if message.tool_events:
         body["tool_events"] = message.tool_events
     return body
+
+
+# Paging (extension): the contract's list and messages operations answer pages when given
+# `limit` or `cursor`, and exactly as before without them. The parameters are documented
+# beside the operation (`x-extension-parameters`), not in it, so that the client generated
+# from our document stays the contract's.
+PAGE_PARAMETERS = ("limit", "cursor")
+TOOL_PAYLOADS_FULL = "full"
+ID_KEYS = frozenset({"id", "method", "status"})
+
+
+def _query_parameter(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+def paging_doc(what: str, extra: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """`openapi_extra` for a paged contract operation: the token header, and the paging
+    parameters and their 400 as extensions beside the operation."""
+    return {
+        **TOKEN_HEADER_DOC,
+        "x-extension-parameters": [
+            _query_parameter(
+                "limit",
+                f"Extension: answer one page of at most this many {what} (newest first among "
+                "pages) with `next_cursor`; without `limit` and `cursor` the answer is the "
+                f"contract's, unpaged. Default 50 when only `cursor` is given.",
+                {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
+            ),
+            _query_parameter(
+                "cursor",
+                "Extension: the `next_cursor` of the previous page (opaque; valid only for "
+                "the user it was issued to and the same list).",
+                {"type": "string"},
+            ),
+            *(extra or []),
+        ],
+        "x-extension-responses": {
+            "400": {
+                "description": "Extension: bad `limit` or `cursor`",
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/ServerError"}}
+                },
+            }
+        },
+    }
+
+
+TOOL_PAYLOADS_PARAMETER = _query_parameter(
+    "tool_payloads",
+    "Extension, with paging: `full` sends each tool event's whole payload; by default a "
+    "page carries only the ids in them (`*_id`, `id`, `method`, `status`).",
+    {"type": "string", "enum": [TOOL_PAYLOADS_FULL, "compact"]},
+)
+
+
+def compact_payload(payload: Any) -> Any:
+    """A tool payload reduced to what the page needs: its ids, method and status."""
+    if isinstance(payload, list):
+        return [compact_payload(item) for item in payload if isinstance(item, dict)]
+    if not isinstance(payload, dict):
+        return None
+    kept: dict[str, Any] = {}
+    for key, value in payload.items():
+        if isinstance(value, dict):
+            inner = compact_payload(value)
+            if inner:
+                kept[key] = inner
+        elif (key in ID_KEYS or key.endswith("_id")) and isinstance(value, str | int):
+            kept[key] = value
+    return kept
+
+
+def paged_message_json(message: Message, full_payloads: bool) -> dict[str, Any]:
+    body = message_json(message)
+    body["id"] = message.seq
+    if message.tool_events and not full_payloads:
+        body["tool_events"] = [
+            {**event, "payload": compact_payload(event.get("payload"))}
+            for event in message.tool_events
+        ]
+    return body
+
+
+def _paged(request: Request) -> bool:
+    params = request.query_params
+    return any(name in params for name in PAGE_PARAMETERS)
 
 
 def conversation_json(conversation: Conversation) -> dict[str, Any]:
@@ -103,14 +196,26 @@ async def create_conversation(
 @router.get(
     "",
     operation_id="listUserConversations",
-    openapi_extra=TOKEN_HEADER_DOC,
+    openapi_extra=paging_doc("conversations"),
     summary="List conversations for the authenticated user",
     response_model=ListUserConversations200Response,
     responses={200: {"description": "List of user's conversations"}, **UNAUTHORIZED},
 )
 async def list_user_conversations(request: Request) -> Response:
     user_id = await authenticate(request)
-    items = await conversation_service(request).list_for_user(user_id)
+    conversations = conversation_service(request)
+    if _paged(request):
+        params = request.query_params
+        page = await conversations.conversation_page(
+            user_id, page_size(params.get("limit")), params.get("cursor")
+        )
+        return JSONResponse(
+            {
+                "conversations": [conversation_json(c) for c in page.items],
+                "next_cursor": page.next_cursor,
+            }
+        )
+    items = await conversations.list_for_user(user_id)
     return JSONResponse({"conversations": [conversation_json(c) for c in items]})
 
 
@@ -152,7 +257,7 @@ async def delete_conversation(
 @router.get(
     "/{conversationId}/messages",
     operation_id="getConversationMessages",
-    openapi_extra=TOKEN_HEADER_DOC,
+    openapi_extra=paging_doc("messages", [TOOL_PAYLOADS_PARAMETER]),
     summary="Get messages from a conversation",
     response_model=GetConversationMessages200Response,
     responses={200: {"description": "List of conversation messages"}, **OWNED},
@@ -162,7 +267,20 @@ async def get_conversation_messages(
     conversationId: str,  # noqa: N803
 ) -> Response:
     user_id = await authenticate(request)
-    messages = await conversation_service(request).messages(user_id, conversationId)
+    conversations = conversation_service(request)
+    if _paged(request):
+        params = request.query_params
+        full = params.get("tool_payloads") == TOOL_PAYLOADS_FULL
+        page = await conversations.message_page(
+            user_id, conversationId, page_size(params.get("limit")), params.get("cursor")
+        )
+        return JSONResponse(
+            {
+                "messages": [paged_message_json(m, full) for m in page.items],
+                "next_cursor": page.next_cursor,
+            }
+        )
+    messages = await conversations.messages(user_id, conversationId)
     return JSONResponse({"messages": [message_json(m) for m in messages]})
 
 
