@@ -784,6 +784,12 @@ def test_a_real_analysis_from_upload_to_plot(browser: Any, live_server: str) -> 
         assert job["status"] == "completed"
         summary_start = job["summary"]["summary_text"].split("(")[0].strip()
         assert summary_start in done.inner_text()
+        # one drawing per plot the FUBAR module built, and the table downloads as CSV
+        assert done.locator("[data-testid=job-plot]").count() == len(job["summary"]["plots"])
+        with page.expect_download() as download:
+            done.locator("[data-testid='download-table.csv']").click()
+        table = Path(download.value.path()).read_text().splitlines()
+        assert table[0].startswith("site,partition,") and len(table) == 1 + 288
         assert page.evaluate("window.__cspViolations") == []
         if os.environ.get("DATAMONKEY_CHAT_SCREENSHOT"):
             done.evaluate("card => card.scrollIntoView({block: 'end'})")
