@@ -102,7 +102,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(web.router)  # the chat page at / and /static (not in the OpenAPI doc)
-    install_openapi(app, API_PREFIX)
+    install_openapi(app, API_PREFIX, extra_schemas=methods.request_schemas)
     install_docs(app, f"{API_PREFIX}/docs")
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limits(settings, API_PREFIX))
     app.add_middleware(RateLimitMiddleware, prefix=API_PREFIX)  # counts before bodies are read

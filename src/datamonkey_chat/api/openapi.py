@@ -121,7 +121,11 @@ def _is_fastapi_validation(response: dict[str, Any]) -> bool:
     return str(schema.get("$ref", "")).endswith("/HTTPValidationError")
 
 
-def install_openapi(app: FastAPI, prefix: str) -> None:
+def install_openapi(
+    app: FastAPI, prefix: str, extra_schemas: Callable[[], dict[str, Json]] | None = None
+) -> None:
+    """`extra_schemas`: components of bodies that routes read themselves (named by $ref)."""
+
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = get_openapi(
@@ -130,6 +134,10 @@ def install_openapi(app: FastAPI, prefix: str) -> None:
                 description=app.description,
                 routes=app.routes,
             )
+            if extra_schemas is not None:
+                components = document.setdefault("components", {}).setdefault("schemas", {})
+                for name, schema in extra_schemas().items():
+                    components.setdefault(name, schema)
             app.openapi_schema = shape_document(document, prefix)
         return app.openapi_schema
 

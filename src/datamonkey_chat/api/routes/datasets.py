@@ -17,7 +17,12 @@ from datamonkey_chat.api.deps import (
 )
 from datamonkey_chat.api.responses import JSONResponse
 from datamonkey_chat.api.routes.chat import UNAUTHORIZED
-from datamonkey_chat.api.schemas import DATA_PROBLEMS_RESPONSE, ForbiddenError, NotFoundError
+from datamonkey_chat.api.schemas import (
+    DATA_PROBLEMS_RESPONSE,
+    ForbiddenError,
+    NotFoundError,
+    ServerError,
+)
 from datamonkey_chat.domain.errors import InvalidInputError
 
 router = APIRouter(prefix="/datasets", tags=["Datasets"])
@@ -64,7 +69,9 @@ def _meta(meta: str | None) -> dict[str, Any]:
         },
         413: {"description": "The file is over the upload size limit"},
         429: {
-            "description": "This client address already has an upload being checked; "
+            "model": ServerError,
+            "description": "Too many uploads from this session (`rate_limited`), or this "
+            "client address already has an upload being checked (`too_many_requests`); "
             "retry after `Retry-After` seconds",
             "headers": {"Retry-After": {"schema": {"type": "integer"}}},
         },

@@ -11,10 +11,11 @@ fallback.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from datamonkey_chat.analyses.methods import registry
@@ -30,6 +31,7 @@ from datamonkey_chat.api.schemas import (
     NotFoundError,
 )
 from datamonkey_chat.catalog import UpstreamMethod, load_upstream_methods
+from datamonkey_chat.domain.errors import InvalidInputError, ValidationFailedError
 
 router = APIRouter(prefix="/methods", tags=["Methods"])
 
@@ -49,7 +51,7 @@ INPUT_FIELDS = ("alignment", "tree", "user_token")
 
 
 class _Inputs(BaseModel):
-    """What every start request names besides the options."""
+    """What every start request names besides the options (documented with each method)."""
 
     alignment: str = Field(pattern=DATASET_ID, description="Id of the alignment dataset")
     tree: str | None = Field(
@@ -79,35 +81,70 @@ async def list_methods(analyses: Analyses) -> Response:
     return JSONResponse({"methods": analyses.methods()})
 
 
+REQUEST_MODELS: dict[str, type[BaseModel]] = {}  # schema name -> model, for the document
+
+
 def request_model(method_id: str, schema_name: str) -> type[BaseModel]:
     """Upstream's request model: the method's options (or any) plus the dataset ids."""
     module = registry().get(method_id)
     options = module.Options if module else _NoOptions
-    return create_model(schema_name, __base__=(options, _Inputs))
+    model = create_model(schema_name, __base__=(options, _Inputs))
+    REQUEST_MODELS[schema_name] = model
+    return model
 
 
-def split(body: BaseModel) -> tuple[str, str | None, dict[str, Any]]:
-    data = body.model_dump(mode="json", exclude_unset=True)
-    options = {k: v for k, v in data.items() if k not in INPUT_FIELDS}
-    return str(data["alignment"]), data.get("tree"), options
+def request_schemas() -> dict[str, dict[str, Any]]:
+    """The request models' JSON schemas (with their shared definitions), for components."""
+    schemas: dict[str, dict[str, Any]] = {}
+    for name, model in REQUEST_MODELS.items():
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[name] = schema
+    return schemas
+
+
+def _documented_body(schema_name: str) -> dict[str, Any]:
+    """The body is read by the endpoint (so the service checks text, options and datasets in
+    its own order and words); the document still names upstream's request schema."""
+    reference = {"$ref": f"#/components/schemas/{schema_name}"}
+    return {
+        "requestBody": {"required": True, "content": {"application/json": {"schema": reference}}}
+    }
+
+
+async def read_request(request: Request) -> tuple[str, str | None, dict[str, Any]]:
+    """(alignment, tree, options) from a start or result body; user_token is not an option."""
+    try:
+        body = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInputError("The request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidInputError("The request body must be a JSON object")
+    alignment, tree = body.get("alignment"), body.get("tree")
+    if not isinstance(alignment, str) or not alignment:
+        raise ValidationFailedError(
+            "alignment: the id of an alignment dataset is required",
+            [{"code": "invalid_option", "field": "alignment", "message": "alignment is required"}],
+        )
+    if tree is not None and not isinstance(tree, str):
+        raise ValidationFailedError(
+            "tree: must be a dataset id",
+            [{"code": "invalid_option", "field": "tree", "message": "tree must be a dataset id"}],
+        )
+    options = {k: v for k, v in body.items() if k not in INPUT_FIELDS}
+    return alignment, tree or None, options
 
 
 Endpoint = Callable[..., Awaitable[Response]]
 
 
-def with_body_model(endpoint: Endpoint, model: type[BaseModel]) -> Endpoint:
-    """The endpoint with its `body` annotated by the method's model (made at start-up)."""
-    endpoint.__annotations__["body"] = model  # the others stay strings FastAPI resolves
-    return endpoint
-
-
-def _start(method_id: str, model: type[BaseModel]) -> Callable[..., Awaitable[Response]]:
-    async def start(user_id: CurrentUser, analyses: Analyses, body: BaseModel = Body()) -> Response:
-        alignment, tree, options = split(body)
+def _start(method_id: str) -> Endpoint:
+    async def start(request: Request, user_id: CurrentUser, analyses: Analyses) -> Response:
+        alignment, tree, options = await read_request(request)
         job = await analyses.start_job(user_id, method_id, alignment, tree, options)
         return JSONResponse(job)
 
-    return with_body_model(start, model)
+    return start
 
 
 def _result_by_id(method_id: str) -> Callable[..., Awaitable[Response]]:
@@ -119,27 +156,25 @@ def _result_by_id(method_id: str) -> Callable[..., Awaitable[Response]]:
     return result
 
 
-def _result_by_request(
-    method_id: str, model: type[BaseModel]
-) -> Callable[..., Awaitable[Response]]:
-    async def result(
-        user_id: CurrentUser, analyses: Analyses, body: BaseModel = Body()
-    ) -> Response:
-        alignment, tree, options = split(body)
+def _result_by_request(method_id: str) -> Endpoint:
+    async def result(request: Request, user_id: CurrentUser, analyses: Analyses) -> Response:
+        alignment, tree, options = await read_request(request)
         job_id = await analyses.find_job(user_id, method_id, alignment, tree, options)
         return JSONResponse(await analyses.job_result(user_id, method_id, job_id))
 
-    return with_body_model(result, model)
+    return result
 
 
 def add_method_routes(method_id: str, upstream: UpstreamMethod) -> None:
-    model = request_model(method_id, upstream.request_schema)
+    request_model(method_id, upstream.request_schema)
+    body = _documented_body(upstream.request_schema)
     base = f"/{upstream.path}"
     tags: list[str | Any] = [upstream.tag]
     router.add_api_route(
         f"{base}-start",
-        _start(method_id, model),
+        _start(method_id),
         methods=["POST"],
+        openapi_extra=body,
         operation_id=upstream.start_operation,
         summary=f"Start a {upstream.tag} job",
         description="Checks the options and the data, then queues the job: 200 with its "
@@ -162,8 +197,9 @@ def add_method_routes(method_id: str, upstream: UpstreamMethod) -> None:
     )
     router.add_api_route(
         f"{base}-result",
-        _result_by_request(method_id, model),
+        _result_by_request(method_id),
         methods=["POST"],
+        openapi_extra=body,
         operation_id=upstream.result_by_request_operation,
         summary=f"The newest {upstream.tag} job with these datasets and options",
         description="404 when no job of yours matches the request's datasets and options.",
@@ -176,20 +212,12 @@ for _method_id, _upstream in load_upstream_methods().items():
     add_method_routes(_method_id, _upstream)
 
 
-class _AnyStart(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    alignment: str
-    tree: str | None = None
-    user_token: str | None = None
-
-
 @router.post("/{method}-start", include_in_schema=False)
 async def start_by_name(
-    method: str, user_id: CurrentUser, analyses: Analyses, body: _AnyStart = Body()
+    method: str, request: Request, user_id: CurrentUser, analyses: Analyses
 ) -> Response:
     """Any catalog name or alias (e.g. `multi-hit`, `slatkin-maddison`)."""
-    alignment, tree, options = split(body)
-    options.update(body.model_extra or {})
+    alignment, tree, options = await read_request(request)
     return JSONResponse(await analyses.start_job(user_id, method, alignment, tree, options))
 
 
