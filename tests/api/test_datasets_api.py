@@ -386,3 +386,60 @@ async def test_without_hyphy_health_is_unhealthy_and_jobs_say_why(
         )
         assert started.status_code == 503
         assert "apt-get install hyphy-pt" in started.json()["details"]
+
+
+async def test_a_nexus_alignment_serves_as_its_own_tree(make_client: Callable[..., Any]) -> None:
+    """`tree` may name a NEXUS alignment that carries a tree; one without a tree is refused."""
+    async for client in make_client(hyphy_binary="/nonexistent/hyphy"):
+        token = await new_session(client)
+        headers = {"user_token": token}
+        nexus = (await upload(client, NEXUS, token, filename="a.nex")).json()
+        fasta = (await upload(client, FASTA, token)).json()
+        own = await client.post(
+            "/methods/fel-start",
+            headers=headers,
+            json={"alignment": nexus["id"], "tree": nexus["id"]},
+        )
+        assert own.status_code == 503, own.json()  # accepted; only HyPhy is missing here
+        treeless = await client.post(
+            "/methods/fel-start",
+            headers=headers,
+            json={"alignment": fasta["id"], "tree": fasta["id"]},
+        )
+        assert treeless.status_code == 400
+        assert "without a tree of its own" in treeless.json()["details"]
+
+
+async def test_is_my_job_done_follows_unfinished_jobs_first(
+    client: httpx.AsyncClient, app: Any, token: str
+) -> None:
+    """With no job named, the newest running job is reported, then a queued one, then the
+    latest finished one — never a newer finished job while an older one still runs."""
+    import jwt
+
+    from datamonkey_chat.storage import repository
+    from datamonkey_chat.storage.models import JobRow
+
+    user_id = jwt.decode(token, options={"verify_signature": False})["sub"]
+    analyses, database = app.state.analyses, app.state.database
+
+    async def add(job_id: str, status: str, created: int) -> None:
+        row = JobRow(
+            id=job_id, user_id=user_id, method="fel", alignment_id="a", tree_id=None,
+            options="{}", status=status, progress=0.0, attempts=0, created_ms=created,
+        )  # fmt: skip
+        async with database.transaction() as db:
+            await repository.add_job(db, row)
+
+    await add("jdone1", "completed", 1)
+    assert (await analyses.get_job(user_id, None))["job_id"] == "jdone1"
+    await add("jqueued", "queued", 2)
+    await add("jrunning", "running", 3)
+    await add("jdone2", "completed", 4)
+    assert (await analyses.get_job(user_id, None))["job_id"] == "jrunning"
+    async with database.transaction() as db:
+        await repository.delete_job(db, "jrunning")
+    assert (await analyses.get_job(user_id, None))["job_id"] == "jqueued"
+    async with database.transaction() as db:
+        await repository.delete_job(db, "jqueued")
+    assert (await analyses.get_job(user_id, None))["job_id"] == "jdone2"

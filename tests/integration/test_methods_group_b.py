@@ -186,3 +186,50 @@ async def test_slatkin_maddison_with_compartments_on_user_names(tmp_path: Path) 
     assert summary["p_panmictic"] == pytest.approx(run.data["p-value"]["panmictic"], abs=1e-6)
     assert summary["compartments"] == counts
     assert sum(b["count"] for b in summary["null_distribution"]) == 100
+
+
+async def test_gard_segments_become_datasets_the_user_owns(tmp_path: Path) -> None:
+    """Through the REST API: the finished GARD job saves one FASTA per segment as the user's
+    datasets (its notes name them), cut at the columns of HyPhy's own segments."""
+    import asyncio
+
+    from datamonkey_chat.api.app import create_app
+    from datamonkey_chat.settings import Settings
+    from tests.conftest import open_client
+
+    fasta = recombinant(tmp_path / "recombinant.fas")
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        data_dir=tmp_path / "data",
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}",
+        job_poll_seconds=0.2,
+    )
+    async for client in open_client(create_app(settings)):
+        files = {"file": (fasta.name, fasta.read_bytes(), "text/plain")}
+        uploaded = await client.post("/datasets", files=files)
+        headers = {"user_token": uploaded.headers["X-Session-Token"]}
+        body = {"alignment": uploaded.json()["id"], "run_mode": "Faster", "max_breakpoints": 1}
+        started = await client.post("/methods/gard-start", headers=headers, json=body)
+        assert started.status_code == 200, started.text
+        job_id = started.json()["job_id"]
+        for _ in range(1500):
+            job = (await client.get(f"/jobs/{job_id}", headers=headers)).json()
+            if job["status"] in ("completed", "error") and job["notes"]:
+                break
+            await asyncio.sleep(0.2)
+        assert job["status"] == "completed", job
+        segments = [(s["start"], s["end"]) for s in job["summary"]["segments"]]
+        listed = (await client.get("/datasets", headers=headers)).json()["datasets"]
+        saved = [d for d in listed if d["id"] in " ".join(job["notes"])]
+        assert len(segments) == 2  # the recombinant's halves
+        assert len(saved) == len(segments)
+        originals = dict(alignment_records(fasta.read_text()))
+        widths = []
+        for dataset in saved:
+            got = await client.get(
+                f"/datasets/{dataset['id']}", headers=headers, params={"include_content": "true"}
+            )
+            records = dict(alignment_records(got.json()["content"]))
+            assert set(records) == set(originals)  # the user's names, not HyPhy's ids
+            widths.append(len(next(iter(records.values()))))
+        assert sorted(widths) == sorted(end - start + 1 for start, end in segments)
