@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response
-from fastapi.responses import PlainTextResponse
 
 from datamonkey_chat.api.deps import Analyses, CurrentUser
 from datamonkey_chat.api.responses import JSONResponse
@@ -61,7 +60,6 @@ DOWNLOAD = {
     "/{jobId}/table.csv",
     operation_id="downloadJobTable",
     summary="A completed job's table: one row per site or branch, every column HyPhy reports",
-    response_class=PlainTextResponse,
     responses={200: {"content": {"text/csv": {}}, "description": "CSV"}, **DOWNLOAD},
 )
 async def download_table(jobId: str, user_id: CurrentUser, analyses: Analyses) -> Response:  # noqa: N803
