@@ -168,5 +168,6 @@ def test_a_process_killed_mid_job_leaves_no_hyphy_and_every_job_completes_once(
         notes = json.loads(stored[job_id]["notes"] or "[]")
         if job_id in interrupted:
             assert (stored[job_id]["attempts"], notes) == (2, [RESTARTED_NOTE])
-        else:
-            assert (stored[job_id]["attempts"], notes) == (1, [])
+        else:  # never claimed by the killed server, or claimed and lost while its inputs
+            # were being prepared (before any HyPhy of it ran): then run once more, saying so
+            assert (stored[job_id]["attempts"], notes) in ((1, []), (2, [RESTARTED_NOTE]))
