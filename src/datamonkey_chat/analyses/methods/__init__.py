@@ -67,8 +67,10 @@ def check_against_catalog(catalog: Catalog) -> None:
             )
 
 
+@cache  # building a schema costs milliseconds, and describe_method asks on every call
 def options_schema(method: HyPhyMethod) -> dict[str, Any]:
-    """The JSON schema of a method's options (what a language model fills in)."""
+    """The JSON schema of a method's options (what a language model fills in). Shared:
+    callers must not change it."""
     return method.Options.model_json_schema()
 
 
