@@ -15,12 +15,18 @@ from pathlib import Path
 import pytest
 
 GENERATOR = "openapi-generator-cli"
-GENERATOR_ARGS = (
-    "generate",
-    "-g",
-    "python",
-    "--additional-properties=library=asyncio,packageName=openapi_client",
-)
+PACKAGE = "openapi_client"  # ChatApi.md's examples import this name
+
+
+def generator_args(package: str = PACKAGE) -> tuple[str, ...]:
+    return (
+        "generate",
+        "-g",
+        "python",
+        f"--additional-properties=library=asyncio,packageName={package}",
+    )
+
+
 CONTRACT_HOST = "http://datamonkey.org/api/v1"
 
 
@@ -47,12 +53,12 @@ def generator_command() -> list[str]:
     if tool is None:
         _missing(f"{GENERATOR} (pip install openapi-generator-cli)")
     assert tool is not None
-    return [tool, *GENERATOR_ARGS]
+    return [tool]
 
 
-def generate(spec: Path, out_dir: Path) -> Path:
+def generate(spec: Path, out_dir: Path, package: str = PACKAGE) -> Path:
     """Generate the python/asyncio client from `spec` into `out_dir`."""
-    command = [*generator_command(), "-i", str(spec), "-o", str(out_dir)]
+    command = [*generator_command(), *generator_args(package), "-i", str(spec), "-o", str(out_dir)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
         pytest.fail(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")

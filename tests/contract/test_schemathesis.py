@@ -29,6 +29,8 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
 )
 
+from tests.contract.contract_docs import CONTRACT_DIR, contract_file
+
 pytestmark = pytest.mark.contract
 
 API = "/api/v1"
@@ -215,3 +217,50 @@ def test_hostile_input(
     response = _validate(case, http, base_url)
     assert response.status_code == 413 and response.json()["code"] == "too_large"
     assert "over the limit" in response.json()["details"]
+
+
+# --- upstream's whole document, for the operations beside Chat (issue 13) -----------------
+
+UPSTREAM_MAX_EXAMPLES = 10
+
+
+@pytest.fixture(scope="module")
+def upstream_schema(live_server: str) -> BaseSchema:
+    document = contract_file(CONTRACT_DIR / "datamonkey-api-1.2.0.yaml")
+    return schemathesis.openapi.from_path(str(document), config=CONFIG)  # base URL per call
+
+
+def test_upstream_spec(
+    upstream_schema: BaseSchema,
+    live_server: str,
+    http: requests.Session,
+    token: str,
+    subtests: pytest.Subtests,
+) -> None:
+    """Cases generated from upstream's document (not ours) for every non-Chat operation: no
+    5xx, and every answer conforms to what upstream's document says of its status."""
+    base_url = f"{live_server}{API}"
+    operations = [
+        operation
+        for operation in (result.ok() for result in upstream_schema.get_all_operations())
+        if "Chat" not in operation.definition.raw.get("tags", [])
+    ]
+    assert len(operations) >= 50, "upstream's document lost operations"
+    for operation in operations:
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            with subtests.test(operation=operation.label, mode=mode.value):
+
+                @given(case=operation.as_strategy(generation_mode=mode))
+                @settings(
+                    max_examples=UPSTREAM_MAX_EXAMPLES,
+                    deadline=None,
+                    database=None,
+                    derandomize=True,
+                    phases=[Phase.explicit, Phase.generate],
+                    suppress_health_check=list(HealthCheck),
+                )
+                def run(case: Case) -> None:
+                    _with_token(case, token)
+                    _validate(case, http, base_url)
+
+                run()

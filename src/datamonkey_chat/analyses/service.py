@@ -260,15 +260,18 @@ def option_problems(error: runs.OptionsError) -> list[dict[str, object]]:
 
 
 def _parameter(option: dict[str, Any]) -> dict[str, Any]:
-    """An option as upstream's method parameter (its default is a string there)."""
+    """An option as upstream's method parameter: strings where upstream has strings (a
+    default is written as JSON text; no default, no field)."""
     default = option.get("default")
-    return {
+    parameter = {
         "name": option["name"],
-        "description": option.get("description"),
+        "description": option.get("description") or "",
         "required": False,
         "type": option["type"],
-        "default": default if isinstance(default, str) or default is None else json.dumps(default),
     }
+    if default is not None:
+        parameter["default"] = default if isinstance(default, str) else json.dumps(default)
+    return parameter
 
 
 async def _job_to_report(db: Any, user_id: str) -> str | None:
