@@ -389,6 +389,38 @@ def test_a_long_conversation_opens_at_its_newest_page_and_pages_back_on_scroll(
     assert page.locator("[data-testid=loading-older]").count() == 0
 
 
+LIST_ITEMS = "#conversation-list li.conversation"
+
+
+def test_the_conversation_list_pages_as_it_is_scrolled(
+    page: Any,
+    live_server: str,  # noqa: F811
+) -> None:
+    count = 65  # pages of 50 and 15
+    headers, first = _api(live_server, "POST", "/chat", {"title": "list 0"})
+    token = headers["X-Session-Token"]
+    created = [first["id"]]
+    for i in range(1, count):
+        _, conversation = _api(live_server, "POST", "/chat", {"title": f"list {i}"}, token)
+        created.append(conversation["id"])
+    page.evaluate("t => localStorage.setItem('datamonkey-chat.token', t)", token)
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+
+    def listed() -> list[str]:
+        ids: list[str] = page.locator(LIST_ITEMS).evaluate_all("els => els.map(e => e.dataset.id)")
+        return ids
+
+    page.wait_for_function(f"() => document.querySelectorAll('{LIST_ITEMS}').length === 50")
+    assert listed() == created[::-1][:50]  # newest-updated first
+    page.locator(LIST_ITEMS).last.evaluate("el => el.scrollIntoView({block: 'end'})")
+    page.wait_for_function(f"() => document.querySelectorAll('{LIST_ITEMS}').length === {count}")
+    assert listed() == created[::-1]  # no gap, no repeat
+    page.locator(LIST_ITEMS).last.evaluate("el => el.scrollIntoView({block: 'end'})")
+    page.wait_for_timeout(300)  # nothing older: nothing more is asked for
+    assert page.locator(LIST_ITEMS).count() == count
+
+
 # ----------------------------------------------------- scripted responses (named as such)
 
 
