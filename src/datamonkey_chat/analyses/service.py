@@ -535,7 +535,7 @@ class AnalysesService:
             alignment = await self._owned_dataset(db, user_id, alignment_id)
             tree = await self._owned_dataset(db, user_id, tree_id) if tree_id else None
         stored_options = checked.model_dump(mode="json")
-        report, tree_report = self._reports(alignment, tree, stored_options)
+        report, tree_report = await self._reports(alignment, tree, stored_options)
         problems = runs.run_problems(module, checked, report, tree_report)
         if problems:
             subject = f"{info.name} cannot run on dataset {alignment.name}, which"
@@ -562,7 +562,7 @@ class AnalysesService:
         self._runner.wake()
         return job_json(row)
 
-    def _reports(
+    async def _reports(
         self, alignment: DatasetRow, tree: DatasetRow | None, options: dict[str, Any]
     ) -> tuple[ValidationReport, ValidationReport | None]:
         if alignment.kind != "alignment":
@@ -570,8 +570,10 @@ class AnalysesService:
         report = ValidationReport.model_validate_json(alignment.report)
         code = options.get("genetic_code")
         if code and code != report.genetic_code:  # stop codons depend on the code
-            try:
-                report = validate_alignment(alignment.content, code)
+            try:  # a whole alignment's parse: in the pool, not on the event loop
+                report = await self._parsing.run(validate_alignment, alignment.content, code)
+            except ParseLimitError as exc:
+                raise AnalysisInputError(exc.message) from None
             except ValueError as exc:
                 raise AnalysisInputError(str(exc)) from None
         return report, _tree_report(tree)
@@ -589,7 +591,7 @@ class AnalysesService:
         module = registry()[job.method]
         stored_options = json.loads(job.options)
         options = module.Options.model_validate(stored_options)
-        report, tree_report = self._reports(alignment, tree, stored_options)
+        report, tree_report = await self._reports(alignment, tree, stored_options)
         planned = await asyncio.to_thread(
             runs.plan_run, module, options, alignment.content, report, tree_report
         )
