@@ -157,6 +157,32 @@ def test_sbatch_arguments_pass_through_and_cancel_is_scancel(
         assert gone.status_code == 404
 
 
+def test_deleting_a_slurm_job_that_no_server_follows_scancels_it(
+    tmp_path: Path,
+    slurm_cluster: SlurmCluster,  # noqa: F811
+) -> None:
+    data_dir = tmp_path / "server"
+    env = {
+        **slurm_env(slurm_cluster),
+        ENV_PREFIX + "SLURM_EXTRA_ARGS": "--begin=now+120",  # held: it never starts here
+        # its dead runner looks alive for 2 minutes: the next server does not adopt it yet
+        ENV_PREFIX + "JOB_HEARTBEAT_SECONDS": "20",
+    }
+    with run_server(data_dir, env=env) as first:
+        headers, alignment = new_session(first.api_url)
+        job_id = start(first.api_url, headers, "fubar", alignment)
+        name = JOB_NAME_PREFIX + job_id
+        until(lambda: slurm_cluster.state_of(name) == "PENDING", 60, "the job to wait in Slurm")
+        first.process.kill()  # kill -9: nobody follows the Slurm job now
+        first.process.wait(timeout=10)
+
+    with run_server(data_dir, env=env) as second:
+        deleted = httpx.delete(f"{second.api_url}/jobs/{job_id}", headers=headers, timeout=30)
+        assert deleted.status_code == 204
+        until(lambda: slurm_cluster.state_of(name) == "CANCELLED", 30, "scancel")
+        assert "adopted" not in second.log()  # cancelled by its Slurm id, never followed
+
+
 def test_a_job_slurm_refuses_ends_with_slurms_reason(
     tmp_path: Path,
     slurm_cluster: SlurmCluster,  # noqa: F811

@@ -49,6 +49,7 @@ class ExecutorDouble:
         self.adoptable: dict[str, HyPhyResult | None] = {}  # None: still running
         self.adopted: list[str] = []
         self.detached: list[str] = []
+        self.cancelled_elsewhere: list[tuple[str, str]] = []  # (job id, external id)
         self.handles: dict[str, HandleDouble] = {}
         self.started: list[str] = []
         self.progress: dict[str, ProgressCallback | None] = {}
@@ -86,7 +87,10 @@ class ExecutorDouble:
     async def detach(self, job_id: str) -> None:
         self.detached.append(job_id)
 
-    async def cancel(self, job_id: str) -> bool:
+    async def cancel(self, job_id: str, external_id: str | None = None) -> bool:
+        if external_id is not None:
+            self.cancelled_elsewhere.append((job_id, external_id))
+            return True
         handle = self.handles.get(job_id)
         if handle is None or handle.outcome.done():
             return False
@@ -268,6 +272,24 @@ async def test_cancel_kills_and_a_late_result_does_not_overwrite_it(
     executor.finish("j2")
     await asyncio.sleep(0.2)
     assert (await job(database, "j2")).status == "error"
+    await runner.stop()
+
+
+async def test_a_run_another_process_follows_is_cancelled_by_its_external_id(
+    database: Database, make_runner: Callable[..., JobRunner]
+) -> None:
+    executor = ExecutorDouble()
+    runner = make_runner(executor)
+    await runner.kill("elsewhere", None)  # nothing to go by: nothing happens
+    assert executor.cancelled_elsewhere == []
+    await runner.kill("elsewhere", "4711")  # e.g. a Slurm job another server submitted
+    assert executor.cancelled_elsewhere == [("elsewhere", "4711")]
+    await add_job(database, "here")
+    await runner.start()
+    await until(lambda: "here" in executor.handles)
+    await runner.kill("here", "4712")  # followed here: cancelled through its handle
+    assert executor.handles["here"].outcome.result().status == "cancelled"
+    assert executor.cancelled_elsewhere == [("elsewhere", "4711")]
     await runner.stop()
 
 

@@ -153,7 +153,10 @@ class JobExecutor(Protocol):
         None when there is nothing to follow (the job must run again)."""
         ...
 
-    async def cancel(self, job_id: str) -> bool: ...
+    async def cancel(self, job_id: str, external_id: str | None = None) -> bool:
+        """Stop a run: one this process follows, else (Slurm) the one `external_id` names,
+        which another process follows or none does."""
+        ...
 
     async def detach(self, job_id: str) -> None:
         """Stop following a run without stopping it (shutdown with survives_restart)."""
@@ -597,8 +600,8 @@ class LocalHyPhyExecutor:
             return None  # HyPhy died with the server that ran it
         return FinishedJob(job_id, collect_result(job_id, workdir, code))
 
-    async def cancel(self, job_id: str) -> bool:
-        job = self._jobs.get(job_id)
+    async def cancel(self, job_id: str, external_id: str | None = None) -> bool:
+        job = self._jobs.get(job_id)  # a local run is only ever this process's
         if job is None:
             return False
         await job.cancel()

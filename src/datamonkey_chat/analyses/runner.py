@@ -183,10 +183,13 @@ class JobRunner:
         """A job was queued: look now instead of at the next poll."""
         self._wake.set()
 
-    async def kill(self, job_id: str) -> None:
-        """Stop the process of a job that was cancelled in the DB, if it runs here."""
+    async def kill(self, job_id: str, external_id: str | None = None) -> None:
+        """Stop the run of a job that was cancelled in the DB: here, or where `external_id`
+        (its Slurm job) says, whichever process follows it."""
         if job_id in self._running:
             await self._executor.cancel(job_id)
+        elif external_id is not None:
+            await self._executor.cancel(job_id, external_id)
 
     # ------------------------------------------------------------ the loop
 

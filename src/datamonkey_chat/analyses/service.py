@@ -728,7 +728,7 @@ class AnalysesService:
             async with self._database.transaction() as db:
                 await repository.cancel_job(db, row.id, CANCELLED_MESSAGE, now_ms())
             if self._runner is not None:
-                await self._runner.kill(row.id)
+                await self._runner.kill(row.id, row.slurm_job_id)
         async with self._database.transaction() as db:
             await repository.delete_job(db, row.id)
         if self._jobs_dir is not None:
@@ -744,7 +744,7 @@ class AnalysesService:
                 f"Job {job_id} is {latest.status}, not queued or running; nothing to cancel"
             )
         if self._runner is not None:
-            await self._runner.kill(row.id)
+            await self._runner.kill(row.id, row.slurm_job_id)
         return job_json(await self._job(user_id, job_id))
 
     async def _job(self, user_id: str, job_id: str | None) -> JobRow:

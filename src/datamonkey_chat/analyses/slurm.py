@@ -305,14 +305,18 @@ class SlurmExecutor:
             return FinishedJob(job_id, collect_result(job_id, workdir, code), slurm_id)
         return None
 
-    async def cancel(self, job_id: str) -> bool:
+    async def cancel(self, job_id: str, external_id: str | None = None) -> bool:
         job = self._jobs.get(job_id)
-        if job is None:
+        if job is not None:
+            job.cancelled = True
+            slurm_id = job.slurm_id
+        elif external_id is not None:  # followed by another process, or by none
+            slurm_id = external_id
+        else:
             return False
-        job.cancelled = True
-        code, _out, err = await run_command(["scancel", job.slurm_id])
+        code, _out, err = await run_command(["scancel", slurm_id])
         if code != 0:
-            log.warning("scancel %s failed: %s", job.slurm_id, err.strip())
+            log.warning("scancel %s failed: %s", slurm_id, err.strip())
         return True
 
     async def detach(self, job_id: str) -> None:
