@@ -24,9 +24,11 @@ from datamonkey_chat.analyses.methods.base import (
     input_counts,
     listing,
     number,
+    plot,
     plural,
     power_caveats,
     rounded,
+    tooltip,
 )
 from datamonkey_chat.analyses.methods.options import (
     BranchList,
@@ -190,14 +192,11 @@ class Absrel(HyPhyMethod):
             if b["corrected_p"] is not None
         ]
         return [
-            {
-                "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
-                "title": f"aBSREL: corrected p-value per tested branch ({summary.test})",
-                "width": "container",
-                "height": {"step": 16},
-                "data": {"values": values},
-                "mark": {"type": "bar"},
-                "encoding": {
+            plot(
+                f"aBSREL: corrected p-value per tested branch ({summary.test})",
+                values,
+                {"type": "bar"},
+                {
                     "y": {"field": "branch", "type": "nominal", "sort": "x", "title": "Branch"},
                     "x": {
                         "field": "corrected_p",
@@ -214,12 +213,12 @@ class Absrel(HyPhyMethod):
                             "range": ["#d62728", "#bbbbbb"],
                         },
                     },
-                    "tooltip": [
-                        {"field": k, "type": "nominal"}
-                        for k in ("branch", "corrected_p", "uncorrected_p", "lrt", "max_omega")
-                    ],
+                    "tooltip": tooltip(
+                        ("branch", "corrected_p", "uncorrected_p", "lrt", "max_omega")
+                    ),
                 },
-            }
+                height={"step": 16},
+            )
         ]
 
     def table(self, data: dict[str, Any], options: Any) -> Table:

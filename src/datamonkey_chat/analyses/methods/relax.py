@@ -22,8 +22,10 @@ from datamonkey_chat.analyses.methods.base import (
     Table,
     input_counts,
     number,
+    plot,
     power_caveats,
     rounded,
+    tooltip,
 )
 from datamonkey_chat.analyses.methods.options import (
     BranchList,
@@ -246,14 +248,11 @@ class Relax(HyPhyMethod):
     def plots(self, summary: Summary) -> list[PlotSpec]:
         assert isinstance(summary, RelaxSummary)
         return [
-            {
-                "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
-                "title": f"RELAX: omega distributions, test vs reference (K = {summary.k})",
-                "width": "container",
-                "height": 220,
-                "data": {"values": summary.omega_classes},
-                "mark": {"type": "bar", "width": 8, "opacity": 0.8},
-                "encoding": {
+            plot(
+                f"RELAX: omega distributions, test vs reference (K = {summary.k})",
+                summary.omega_classes,
+                {"type": "bar", "width": 8, "opacity": 0.8},
+                {
                     "x": {
                         "field": "omega",
                         "type": "quantitative",
@@ -272,12 +271,9 @@ class Relax(HyPhyMethod):
                         "title": "Branches",
                         "scale": {"domain": ["Test", "Reference"], "range": ["#d62728", "#1f77b4"]},
                     },
-                    "tooltip": [
-                        {"field": f, "type": "nominal"}
-                        for f in ("branches", "class", "omega", "proportion", "model")
-                    ],
+                    "tooltip": tooltip(("branches", "class", "omega", "proportion", "model")),
                 },
-            }
+            )
         ]
 
     def table(self, data: dict[str, Any], options: Any) -> Table:

@@ -20,8 +20,10 @@ from datamonkey_chat.analyses.methods.base import (
     Table,
     input_counts,
     listing,
+    plot,
     plural,
     power_caveats,
+    tooltip,
 )
 
 Row = Sequence[Any]
@@ -118,14 +120,11 @@ def site_plot(
     y_encoding: dict[str, Any] = {"field": y, "type": "quantitative", "title": y_title}
     if y_scale:
         y_encoding["scale"] = y_scale
-    return {
-        "$schema": "https://vega.github.io/schema/vega-lite/v6.json",
-        "title": title,
-        "width": "container",
-        "height": 220,
-        "data": {"values": values},
-        "mark": {"type": "point", "filled": True, "size": 30},
-        "encoding": {
+    return plot(
+        title,
+        values,
+        {"type": "point", "filled": True, "size": 30},
+        {
             "x": {"field": "site", "type": "quantitative", "title": "Codon"},
             "y": y_encoding,
             "color": {
@@ -137,6 +136,6 @@ def site_plot(
                     "range": ["#d62728", "#1f77b4", "#bbbbbb"],
                 },
             },
-            "tooltip": [{"field": k, "type": "nominal"} for k in values[0]] if values else [],
+            "tooltip": tooltip(values[0]) if values else [],
         },
-    }
+    )
