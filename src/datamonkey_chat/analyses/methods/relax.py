@@ -27,6 +27,7 @@ from datamonkey_chat.analyses.methods.base import (
     rounded,
     tooltip,
 )
+from datamonkey_chat.analyses.methods.branches import branch_table
 from datamonkey_chat.analyses.methods.options import (
     BranchList,
     GeneticCode,
@@ -278,25 +279,7 @@ class Relax(HyPhyMethod):
 
     def table(self, data: dict[str, Any], options: Any) -> Table:
         """One row per branch: its set and branch lengths under each model HyPhy reports."""
-        try:
-            attributes = data["branch attributes"]["0"]
-        except (KeyError, TypeError) as exc:
-            raise SummaryError("result JSON has no 'branch attributes'") from exc
-        keys = sorted(
-            {
-                key
-                for values in attributes.values()
-                if isinstance(values, dict)
-                for key, value in values.items()
-                if not isinstance(value, dict | list)
-            }
-        )
-        rows = [
-            [branch, *(values.get(k) for k in keys)]
-            for branch, values in sorted(attributes.items())
-            if isinstance(values, dict)
-        ]
-        return Table(columns=["branch", *keys], rows=rows)
+        return branch_table(data)
 
 
 def _fmt(value: float) -> str:
