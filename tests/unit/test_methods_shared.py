@@ -10,6 +10,7 @@ from datamonkey_chat.analyses.methods import SHARED_MODULES, registry
 from datamonkey_chat.analyses.methods.base import VEGA_LITE_SCHEMA, SummaryError, plot
 from datamonkey_chat.analyses.methods.branches import branch_table
 from datamonkey_chat.analyses.methods.sites import Row, Verdict, select_sites
+from datamonkey_chat.analyses.service import brief_summary
 
 
 def test_plot_has_the_v6_skeleton_and_extra_keys() -> None:
@@ -77,3 +78,11 @@ def test_branch_table_puts_computed_columns_around_the_scalar_attributes() -> No
 def test_shared_modules_are_not_methods() -> None:
     assert "branches" in SHARED_MODULES
     assert not SHARED_MODULES & set(registry())
+
+
+def test_a_stored_summary_brief_drops_the_series_its_model_declares() -> None:
+    stored = {"method": "BGM", "pairs": [1], "pair_series": [1, 2], "sites": [3], "plots": [{}]}
+    assert brief_summary("bgm", stored) == {"method": "BGM", "pairs": [1], "sites": [3]}
+    assert brief_summary("fel", stored) == {"method": "BGM", "pairs": [1], "pair_series": [1, 2]}
+    # a job of a method this server no longer runs: the default series fields
+    assert brief_summary("gone", {"branches": [], "text": "t", "plots": []}) == {"text": "t"}

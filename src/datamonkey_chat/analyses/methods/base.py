@@ -87,8 +87,14 @@ class InputContext:
 # ---------------------------------------------------------------- results
 
 
+SERIES_FIELDS = ("sites", "branches")  # where most summaries keep their per-site/branch series
+
+
 class Summary(BaseModel):
     """What a biologist reads first; every number comes from HyPhy's JSON."""
+
+    # the fields holding plot series, one entry per site/branch/pair: left out of the brief
+    series_fields: ClassVar[tuple[str, ...]] = SERIES_FIELDS
 
     method: str
     summary_text: str
@@ -97,13 +103,13 @@ class Summary(BaseModel):
     codons: int | None = None
 
     def brief(self) -> dict[str, Any]:
-        """The summary without per-site/branch series: what a language model is shown."""
-        return self.model_dump(
-            mode="json", exclude=set(SERIES_FIELDS) & set(type(self).model_fields)
-        )
+        """The summary without its series: what a language model is shown."""
+        return self.without_series(self.model_dump(mode="json"))
 
-
-SERIES_FIELDS = ("sites", "branches")
+    @classmethod
+    def without_series(cls, dumped: dict[str, Any]) -> dict[str, Any]:
+        """A summary of this model as dumped (e.g. stored with a job), without its series."""
+        return {k: v for k, v in dumped.items() if k not in cls.series_fields}
 
 
 @dataclass(frozen=True)

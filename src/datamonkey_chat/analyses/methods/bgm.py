@@ -78,6 +78,8 @@ class BgmOptions(MethodOptions):
 
 
 class CoevolvingPairs(Summary):
+    series_fields = ("pair_series",)
+
     threshold: float
     analysed_sites: int = Field(description="sites with at least min_subs substitutions")
     pair_count: int = 0
@@ -87,11 +89,6 @@ class CoevolvingPairs(Summary):
     pair_series: list[dict[str, Any]] = Field(
         default_factory=list, description=f"pairs at posterior >= {PLOT_FLOOR} for the plot"
     )
-
-    def brief(self) -> dict[str, Any]:
-        data = super().brief()
-        data.pop("pair_series", None)
-        return data
 
 
 COLUMNS = {
