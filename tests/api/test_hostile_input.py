@@ -116,7 +116,7 @@ async def test_one_client_flooding_uploads_does_not_stop_others(
             served = await upload(other, FASTA)
         for response in refused:
             assert response.status_code == 429, response.text
-            assert response.json()["code"] == "too_many_requests"
+            assert response.json()["code"] == "rate_limited"
             assert set(response.json()) == {"error", "code", "details"}
             assert int(response.headers["Retry-After"]) > 0
         assert served.status_code == 201, served.text

@@ -6,13 +6,15 @@ from pathlib import Path
 
 import pytest
 
+from datamonkey_chat.analyses.methods import registry
+from datamonkey_chat.analyses.runs import run_problems
 from datamonkey_chat.analyses.validation import (
     MAX_TREE_DEPTH,
-    MethodRequirements,
-    check_pair,
+    Problem,
+    ValidationReport,
+    check_tree_against_names,
     detect_format,
     iter_clades,
-    method_problems,
     newick_depth,
     parse_newick,
     validate_alignment,
@@ -36,6 +38,17 @@ def codes(report_or_problems: object) -> list[str]:
     return [p.code for p in problems]  # type: ignore[attr-defined]
 
 
+def run_refused(
+    method_id: str,
+    alignment: ValidationReport,
+    tree: ValidationReport | None = None,
+    **options: object,
+) -> list[Problem]:
+    """What the service reports before queueing a run of `method_id` on these data."""
+    method = registry()[method_id]
+    return run_problems(method, method.options(options), alignment, tree)
+
+
 def test_fasta_counts_and_type() -> None:
     r = validate_alignment(FASTA_OK)
     assert (r.format, r.data_type, r.sequences, r.sites, r.codons) == (
@@ -56,7 +69,7 @@ def test_internal_stop_codon_names_sequence_and_codon() -> None:
     assert [(p.sequence, p.codon, p.position) for p in stops] == [("s1", 2, 4), ("s2", 4, 10)]
     assert "Universal" in stops[0].message and not r.codon_ready
     assert r.ok  # a warning at upload; FEL turns it into an error
-    fel = method_problems("fel", r, tree=validate_tree("((s1,s2),s3);"))
+    fel = run_refused("fel", r, validate_tree("((s1,s2),s3);"))
     assert codes(fel) == ["stop_codon", "stop_codon"]
     assert all(p.severity == "error" and "FEL" in p.message for p in fel)
 
@@ -97,7 +110,7 @@ def test_duplicate_names() -> None:
 def test_protein_detected_and_rejected_by_fel() -> None:
     r = validate_alignment(">a\nMKVLHWQERT\n>b\nMKVLHWQDRT\n")
     assert r.data_type == "protein" and r.codons is None and r.ok
-    problems = method_problems("fel", r, tree=validate_tree("(a,b);"))
+    problems = run_refused("fel", r, validate_tree("(a,b);"))
     assert codes(problems) == ["wrong_data_type"]
     assert problems[0].message == (
         "FEL needs a nucleotide alignment of codons, but this is a protein alignment"
@@ -155,8 +168,8 @@ end;
     assert (r.format, r.has_tree, r.sequences, r.codons) == ("nexus", True, 3, 2)
     assert sorted(r.tree_tips) == ["s2", "s3", "seq one"]
     assert r.branch_labels == ["Foreground"]
-    assert method_problems("relax", r, required_labels=["Foreground"]) == []
-    assert codes(method_problems("relax", r, required_labels=["Test"])) == ["branch_label_missing"]
+    assert run_refused("relax", r, test_branches=["Foreground"]) == []
+    assert codes(run_refused("relax", r, test_branches=["Test"])) == ["branch_label_missing"]
 
 
 def test_nexus_ragged_matrix_is_explained() -> None:
@@ -170,11 +183,11 @@ def test_mismatched_tree_lists_missing_and_extra_names() -> None:
     alignment = validate_alignment(FASTA_OK)
     tree = validate_tree("((s1,s2),(s4,s5));")
     assert tree.ok and tree.tree_tips == ["s1", "s2", "s4", "s5"]
-    problems = check_pair(alignment, tree)
+    problems = check_tree_against_names(tree.tree_tips, alignment.names)
     assert codes(problems) == ["tree_extra_tips", "tree_missing_tips"]
     assert problems[0].message == "2 tree tip(s) have no sequence: s4, s5"
     assert problems[1].message == "1 sequence(s) are not in the tree: s3"
-    assert codes(method_problems("fel", alignment, tree=tree))[:2] == codes(problems)
+    assert run_refused("fel", alignment, tree) == problems
 
 
 def test_tree_file_problems() -> None:
@@ -183,17 +196,13 @@ def test_tree_file_problems() -> None:
     assert validate_tree(TREE_OK).format == "newick"
 
 
-def test_method_requirements_as_plain_values() -> None:
+def test_a_run_needs_no_tree_but_labels_where_the_method_does() -> None:
     r = validate_alignment(FASTA_OK)
-    assert codes(method_problems("fel", r)) == ["tree_required"]
-    assert method_problems("gard", r) == []
-    custom = MethodRequirements(needs_tree=False, needs_labelled_branches=False)
-    assert method_problems("mystery", r, requirements=custom) == []
-    assert codes(method_problems("relax", r, tree=validate_tree(TREE_OK))) == [
+    assert run_refused("fel", r) == []  # the job builds a tree
+    assert run_refused("gard", r) == []
+    assert codes(run_refused("relax", r, validate_tree(TREE_OK)))[0] == (
         "labelled_branches_required"
-    ]
-    with pytest.raises(ValueError, match="unknown HyPhy method"):
-        method_problems("nrm", r)
+    )
 
 
 def test_detect_format() -> None:
@@ -210,14 +219,14 @@ def test_shipped_hyphy_examples() -> None:
     assert integrase.ok and integrase.codon_ready and integrase.has_tree
     assert (integrase.sequences, integrase.sites, integrase.codons) == (11, 864, 288)
     assert sorted(integrase.tree_tips) == sorted(integrase.names)
-    assert method_problems("fel", integrase) == []
+    assert run_refused("fel", integrase) == []
 
     p51 = validate_alignment((HYPHY_DATA / "p51.nex").read_text())
     assert p51.ok and (p51.sequences, p51.codons) == (8, 440)
 
     protein = validate_alignment((HYPHY_DATA / "p51.aa").read_text())
     assert protein.data_type == "protein" and protein.ok
-    assert codes(method_problems("fel", protein)) == ["wrong_data_type"]
+    assert codes(run_refused("fel", protein)) == ["wrong_data_type"]
 
 
 # ---------------------------------------------------------------- hostile input

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from pebble import ProcessExpired, ProcessFuture, ProcessPool
 
-from datamonkey_chat.domain.errors import TooManyRequestsError
+from datamonkey_chat.domain.errors import RateLimitedError
 from datamonkey_chat.settings import Settings
 
 T = TypeVar("T")
@@ -48,7 +48,7 @@ class ParseLimitError(Exception):
         self.message = message
 
 
-class ParserBusyError(TooManyRequestsError, ValueError):
+class ParserBusyError(RateLimitedError, ValueError):
     """This client already has its share of parses in flight."""
 
 

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -81,8 +81,7 @@ def run_problems(
     tree: ValidationReport | None,
 ) -> list[Problem]:
     """The data's problems for this method; [] when the run can go ahead."""
-    requirements = replace(method.requirements, needs_tree=False, needs_labelled_branches=False)
-    problems = method_problems(method.name, alignment, requirements)
+    problems = method_problems(method.name, alignment, method.requirements)
     if tree is not None:
         problems += [
             p

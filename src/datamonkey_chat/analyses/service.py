@@ -27,7 +27,7 @@ from datamonkey_chat.analyses.methods import (
     option_list,
     registry,
 )
-from datamonkey_chat.analyses.methods.base import SERIES_FIELDS
+from datamonkey_chat.analyses.methods.base import Summary
 from datamonkey_chat.analyses.parsing import ParseLimitError, ParsePool
 from datamonkey_chat.analyses.runner import JobRunner, PreparedJob
 from datamonkey_chat.analyses.slurm import SlurmExecutor, split_extra_args
@@ -188,9 +188,6 @@ def _kind(declared: str | None, text: str) -> str:
 # ---------------------------------------------------------------- jobs
 
 
-BRIEF_EXCLUDED = frozenset({*SERIES_FIELDS, "plots"})
-
-
 def job_json(row: JobRow, summary: str = "none") -> dict[str, Any]:
     """`summary`: "none", "brief" (no plot series or plots: for the assistant) or "full"."""
     body: dict[str, Any] = {
@@ -212,9 +209,16 @@ def job_json(row: JobRow, summary: str = "none") -> dict[str, Any]:
     if summary != "none" and row.status == "completed" and row.summary:
         stored: dict[str, Any] = json.loads(row.summary)
         if summary == "brief":
-            stored = {k: v for k, v in stored.items() if k not in BRIEF_EXCLUDED}
+            stored = brief_summary(row.method, stored)
         body["summary"] = stored
     return body
+
+
+def brief_summary(method_id: str, stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored summary without its plots and its model's series (as `Summary.brief`)."""
+    method = registry().get(method_id)
+    model = method.summary_model if method else Summary
+    return {k: v for k, v in model.without_series(stored).items() if k != "plots"}
 
 
 def slurm_executor(settings: Settings) -> SlurmExecutor | None:

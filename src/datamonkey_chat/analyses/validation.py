@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from io import StringIO
@@ -723,29 +723,12 @@ def _has(problems: Iterable[Problem], code: str) -> bool:
     return any(p.code == code for p in problems)
 
 
-def check_pair(alignment: ValidationReport, tree: ValidationReport) -> list[Problem]:
-    """Problems of using `tree` (a separate file) with `alignment`."""
-    if not tree.has_tree:
-        return tree.problems or [_problem("tree_parse_error", "The tree file holds no tree")]
-    problems = check_tree_against_names(tree.tree_tips, alignment.names)
-    if alignment.has_tree and alignment.format == "nexus":
-        problems.append(
-            _problem(
-                "embedded_tree_overrides",
-                "The NEXUS alignment has its own tree, which HyPhy uses instead of the "
-                "separate tree file",
-                severity="warning",
-            )
-        )
-    return problems
-
-
 # ---------------------------------------------------------------- method compatibility
 
 
 @dataclass(frozen=True)
 class MethodRequirements:
-    """What a HyPhy method needs from a dataset (plain values; the catalog may supply them)."""
+    """What a HyPhy method needs from a dataset (each method module declares its own)."""
 
     data_types: frozenset[str] = frozenset({"nucleotide"})
     needs_codons: bool = True
@@ -753,72 +736,31 @@ class MethodRequirements:
     needs_labelled_branches: bool = False
 
 
-_CODON = MethodRequirements()
-_CODON_LABELLED = MethodRequirements(needs_labelled_branches=True)
-
-# HyPhy 2.5.47 keywords. NRM does not exist in 2.5.47.
-METHOD_REQUIREMENTS: dict[str, MethodRequirements] = {
-    "fel": _CODON,
-    "slac": _CODON,
-    "meme": _CODON,
-    "fubar": _CODON,
-    "busted": _CODON,
-    "absrel": _CODON,
-    "fmm": _CODON,
-    "relax": _CODON_LABELLED,
-    "contrast-fel": _CODON_LABELLED,
-    "gard": MethodRequirements(
-        data_types=frozenset({"nucleotide", "protein"}), needs_codons=False, needs_tree=False
-    ),
-    "bgm": MethodRequirements(data_types=frozenset({"nucleotide", "protein"}), needs_codons=False),
-    "fade": MethodRequirements(
-        data_types=frozenset({"protein"}), needs_codons=False, needs_labelled_branches=True
-    ),
-    "sm": MethodRequirements(
-        data_types=frozenset({"nucleotide", "protein"}),
-        needs_codons=False,
-        needs_labelled_branches=True,
-    ),
-}
-
-
-def requirements_for(method: str) -> MethodRequirements:
-    try:
-        return METHOD_REQUIREMENTS[method.lower()]
-    except KeyError:
-        raise ValueError(
-            f"unknown HyPhy method '{method}'; known: {', '.join(METHOD_REQUIREMENTS)}"
-        ) from None
-
-
 def method_problems(
-    method: str,
-    alignment: ValidationReport,
-    requirements: MethodRequirements | None = None,
-    tree: ValidationReport | None = None,
-    required_labels: Collection[str] = (),
+    method: str, alignment: ValidationReport, requirements: MethodRequirements
 ) -> list[Problem]:
-    """Why `method` cannot run on this alignment (+ optional separate tree); [] if it can."""
-    req = requirements or requirements_for(method)
+    """Why `method` (its display name) cannot run on this alignment's data: its errors, the
+    wrong data type, and for codon methods the codon warnings as errors; [] if it can.
+
+    The tree and its branch labels are checked per run (`analyses.runs.run_problems`)."""
     name = method.upper()
     problems = [p for p in alignment.problems if p.severity == "error"]
-    if alignment.data_type and alignment.data_type not in req.data_types:
-        wanted = " or ".join(sorted(req.data_types))
+    if alignment.data_type and alignment.data_type not in requirements.data_types:
+        wanted = " or ".join(sorted(requirements.data_types))
         problems.append(
             _problem(
                 "wrong_data_type",
                 f"{name} needs a {wanted} alignment"
-                + (" of codons" if req.needs_codons else "")
+                + (" of codons" if requirements.needs_codons else "")
                 + f", but this is a {alignment.data_type} alignment",
             )
         )
-    elif req.needs_codons:
+    elif requirements.needs_codons:
         problems += [
             _as_error(p, name)
             for p in alignment.problems
             if p.severity == "warning" and p.code in ("not_codon_aligned", "stop_codon")
         ]
-    problems += _tree_problems(name, req, alignment, tree, required_labels)
     return problems
 
 
@@ -826,50 +768,6 @@ def _as_error(problem: Problem, method: str) -> Problem:
     return problem.model_copy(
         update={"severity": "error", "message": f"{method} needs codon data: {problem.message}"}
     )
-
-
-def _tree_problems(
-    method: str,
-    req: MethodRequirements,
-    alignment: ValidationReport,
-    tree: ValidationReport | None,
-    required_labels: Collection[str],
-) -> list[Problem]:
-    problems: list[Problem] = []
-    if tree is not None:
-        problems += [p for p in check_pair(alignment, tree) if p.severity == "error"]
-    # HyPhy uses an embedded NEXUS tree even when a separate tree is given.
-    effective = alignment if alignment.has_tree else tree
-    if effective is None or not effective.has_tree:
-        if req.needs_tree:
-            problems.append(
-                _problem("tree_required", f"{method} needs a phylogenetic tree; upload one")
-            )
-        return problems
-    labels = {lbl.upper() for lbl in effective.branch_labels}
-    if req.needs_labelled_branches and not labels:
-        problems.append(
-            _problem(
-                "labelled_branches_required",
-                f"{method} needs a tree with labelled branches, e.g. "
-                "'(a{Foreground},b,(c,d){Foreground});'",
-            )
-        )
-    missing = [lbl for lbl in required_labels if lbl.upper() not in labels]
-    if missing and (labels or not req.needs_labelled_branches):
-        problems.append(
-            _problem(
-                "branch_label_missing",
-                f"The tree has no branches labelled {', '.join(missing)}; "
-                f"its labels are {', '.join(effective.branch_labels)}",
-            )
-        )
-    return problems
-
-
-def hyphy_branch_label(label: str, alignment: ValidationReport) -> str:
-    """HyPhy upper-cases branch labels read from NEXUS trees; pass the label it will see."""
-    return label.upper() if alignment.format == "nexus" and alignment.has_tree else label
 
 
 def alignment_records(text: str) -> list[tuple[str, str]]:

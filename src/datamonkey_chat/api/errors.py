@@ -70,10 +70,6 @@ def domain_error_response(exc: errors.DomainError) -> JSONResponse:
         return server_error(409, "Conflict", "conflict", exc.message)
     if isinstance(exc, errors.RateLimitedError):
         return rate_limited(exc)
-    if isinstance(exc, errors.TooManyRequestsError):
-        response = server_error(429, "Too many requests", "too_many_requests", exc.message)
-        response.headers["Retry-After"] = str(exc.retry_after)
-        return response
     if isinstance(exc, errors.UnavailableError):
         return server_error(503, "Service unavailable", "unavailable", exc.message)
     return server_error(400, "Invalid request", "invalid_request", exc.message)

@@ -29,20 +29,13 @@ class TooLargeError(DomainError):
     """The request content is over a configured size limit."""
 
 
-class TooManyRequestsError(DomainError):
-    """The client has too much in flight or sent too often; it may retry after a while."""
-
-    def __init__(self, message: str, retry_after: int = 1) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
 class ConflictError(DomainError):
     """A concurrent change won; the client may retry."""
 
 
 class RateLimitedError(DomainError):
-    """Too many requests of one kind from one session or address; retry after a while."""
+    """Too many requests of one kind from one session or address, counted over a window or
+    still in flight (e.g. uploads being checked); retry after `retry_after` seconds."""
 
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)

@@ -1,9 +1,10 @@
 """The HyPhy methods this server runs: one module each, found by name, checked against the catalog.
 
-Every module of this package other than the shared ones (`base`, `options`, `sites`) defines
-`METHOD`, an instance of a `HyPhyMethod` subclass. `registry()` imports them once and
-`check_against_catalog` (called at start-up) requires every runnable catalog entry to have
-its module and every module its runnable catalog entry with the same HyPhy keyword.
+Every module of this package other than the shared ones (`SHARED_MODULES`: `base`,
+`branches`, `options`, `reference`, `sites`) defines `METHOD`, an instance of a `HyPhyMethod`
+subclass. `registry()` imports them once and `check_against_catalog` (called at start-up)
+requires every runnable catalog entry to have its module and every module its runnable
+catalog entry with the same HyPhy keyword.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from datamonkey_chat.analyses.methods.base import HyPhyMethod
 from datamonkey_chat.catalog import Catalog
 
-SHARED_MODULES = frozenset({"base", "options", "reference", "sites"})
+SHARED_MODULES = frozenset({"base", "branches", "options", "reference", "sites"})
 
 __all__ = [
     "HyPhyMethod",

@@ -19,15 +19,17 @@ from datamonkey_chat.analyses.methods.base import (
     OptionValue,
     PlotSpec,
     Summary,
-    SummaryError,
     Table,
     input_counts,
     listing,
     number,
+    plot,
     plural,
     power_caveats,
     rounded,
+    tooltip,
 )
+from datamonkey_chat.analyses.methods.branches import branch_attributes, branch_table
 from datamonkey_chat.analyses.methods.options import (
     BranchList,
     GeneticCode,
@@ -75,16 +77,6 @@ class BranchSelection(Summary):
     )
 
 
-def _attributes(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    try:
-        attributes = data["branch attributes"]["0"]
-    except (KeyError, TypeError) as exc:
-        raise SummaryError("result JSON has no 'branch attributes'") from exc
-    if not isinstance(attributes, dict):
-        raise SummaryError("result JSON's 'branch attributes' is not a mapping")
-    return attributes
-
-
 def _max_omega(distribution: Any) -> tuple[float, float]:
     """(largest omega, its proportion) from [[omega, proportion], ...]."""
     best = (math.nan, math.nan)
@@ -99,6 +91,18 @@ def _max_omega(distribution: Any) -> tuple[float, float]:
 
 def _tested(attributes: dict[str, Any]) -> bool:
     return isinstance(attributes.get("Corrected P-value"), int | float)
+
+
+def _rates(attributes: dict[str, Any]) -> str | None:
+    """The branch's omega classes as text, e.g. 'omega=0.1 (90.00%); omega=5 (10.00%)'."""
+    rates = attributes.get("Rate Distributions")
+    if not isinstance(rates, list):
+        return None
+    return "; ".join(
+        f"omega={number(pair[0]):.4g} ({number(pair[1]):.2%})"
+        for pair in rates
+        if isinstance(pair, list) and len(pair) >= 2
+    )
 
 
 class Absrel(HyPhyMethod):
@@ -129,7 +133,7 @@ class Absrel(HyPhyMethod):
     def summarize(self, data: dict[str, Any], options: Any) -> BranchSelection:
         threshold = float(options.pvalue)
         series: list[dict[str, Any]] = []
-        for branch, attributes in sorted(_attributes(data).items()):
+        for branch, attributes in sorted(branch_attributes(data).items()):
             if not isinstance(attributes, dict) or not _tested(attributes):
                 continue
             corrected = number(attributes.get("Corrected P-value"))
@@ -190,14 +194,11 @@ class Absrel(HyPhyMethod):
             if b["corrected_p"] is not None
         ]
         return [
-            {
-                "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
-                "title": f"aBSREL: corrected p-value per tested branch ({summary.test})",
-                "width": "container",
-                "height": {"step": 16},
-                "data": {"values": values},
-                "mark": {"type": "bar"},
-                "encoding": {
+            plot(
+                f"aBSREL: corrected p-value per tested branch ({summary.test})",
+                values,
+                {"type": "bar"},
+                {
                     "y": {"field": "branch", "type": "nominal", "sort": "x", "title": "Branch"},
                     "x": {
                         "field": "corrected_p",
@@ -214,42 +215,18 @@ class Absrel(HyPhyMethod):
                             "range": ["#d62728", "#bbbbbb"],
                         },
                     },
-                    "tooltip": [
-                        {"field": k, "type": "nominal"}
-                        for k in ("branch", "corrected_p", "uncorrected_p", "lrt", "max_omega")
-                    ],
+                    "tooltip": tooltip(
+                        ("branch", "corrected_p", "uncorrected_p", "lrt", "max_omega")
+                    ),
                 },
-            }
+                height={"step": 16},
+            )
         ]
 
     def table(self, data: dict[str, Any], options: Any) -> Table:
-        attributes = _attributes(data)
-        keys = sorted(
-            {
-                key
-                for values in attributes.values()
-                if isinstance(values, dict)
-                for key, value in values.items()
-                if not isinstance(value, dict | list)
-            }
+        return branch_table(
+            data, leading={"tested": _tested}, trailing={"Rate Distributions": _rates}
         )
-        columns = ["branch", "tested", *keys, "Rate Distributions"]
-        rows = []
-        for branch, values in sorted(attributes.items()):
-            if not isinstance(values, dict):
-                continue
-            rates = values.get("Rate Distributions")
-            rendered = (
-                "; ".join(
-                    f"omega={number(pair[0]):.4g} ({number(pair[1]):.2%})"
-                    for pair in rates
-                    if isinstance(pair, list) and len(pair) >= 2
-                )
-                if isinstance(rates, list)
-                else None
-            )
-            rows.append([branch, _tested(values), *(values.get(k) for k in keys), rendered])
-        return Table(columns=columns, rows=rows)
 
 
 METHOD = Absrel()

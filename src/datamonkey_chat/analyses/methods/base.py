@@ -19,7 +19,7 @@ the catalog at start-up.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -29,6 +29,8 @@ from datamonkey_chat.analyses.validation import MethodRequirements, Problem, Val
 
 OptionValue = str | int | float | bool | list[str]  # a list repeats the flag
 PlotSpec = dict[str, Any]  # a Vega-Lite specification
+# the page's vega-embed renders Vega-Lite 6 (web/static/vendor/VERSIONS)
+VEGA_LITE_SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"
 FEW_SEQUENCES = 20  # below this, site- and branch-level tests have little power
 
 
@@ -85,8 +87,14 @@ class InputContext:
 # ---------------------------------------------------------------- results
 
 
+SERIES_FIELDS = ("sites", "branches")  # where most summaries keep their per-site/branch series
+
+
 class Summary(BaseModel):
     """What a biologist reads first; every number comes from HyPhy's JSON."""
+
+    # the fields holding plot series, one entry per site/branch/pair: left out of the brief
+    series_fields: ClassVar[tuple[str, ...]] = SERIES_FIELDS
 
     method: str
     summary_text: str
@@ -95,13 +103,13 @@ class Summary(BaseModel):
     codons: int | None = None
 
     def brief(self) -> dict[str, Any]:
-        """The summary without per-site/branch series: what a language model is shown."""
-        return self.model_dump(
-            mode="json", exclude=set(SERIES_FIELDS) & set(type(self).model_fields)
-        )
+        """The summary without its series: what a language model is shown."""
+        return self.without_series(self.model_dump(mode="json"))
 
-
-SERIES_FIELDS = ("sites", "branches")
+    @classmethod
+    def without_series(cls, dumped: dict[str, Any]) -> dict[str, Any]:
+        """A summary of this model as dumped (e.g. stored with a job), without its series."""
+        return {k: v for k, v in dumped.items() if k not in cls.series_fields}
 
 
 @dataclass(frozen=True)
@@ -205,3 +213,39 @@ def power_caveats(sequences: int | None) -> list[str]:
             "evidence of absence. More sequences (ideally dozens) give more power."
         ]
     return []
+
+
+# ---------------------------------------------------------------- plots
+
+
+def layer(
+    values: list[dict[str, Any]], mark: str | dict[str, Any], encoding: dict[str, Any]
+) -> PlotSpec:
+    """One layer's data, mark and encoding (a whole plot is `plot`, several are `layered`)."""
+    return {"data": {"values": values}, "mark": mark, "encoding": encoding}
+
+
+def plot(
+    title: str,
+    values: list[dict[str, Any]],
+    mark: str | dict[str, Any],
+    encoding: dict[str, Any],
+    height: int | dict[str, Any] = 220,
+    **extra: Any,
+) -> PlotSpec:
+    """A Vega-Lite spec as wide as the page; `extra` adds top-level keys (e.g. `transform`)."""
+    return {**_frame(title, height), **layer(values, mark, encoding), **extra}
+
+
+def layered(title: str, layers: list[PlotSpec], height: int | dict[str, Any] = 220) -> PlotSpec:
+    """Several `layer`s drawn over each other on shared axes."""
+    return {**_frame(title, height), "layer": layers}
+
+
+def _frame(title: str, height: int | dict[str, Any]) -> PlotSpec:
+    return {"$schema": VEGA_LITE_SCHEMA, "title": title, "width": "container", "height": height}
+
+
+def tooltip(fields: Iterable[str]) -> list[dict[str, str]]:
+    """Tooltip entries showing each field's value as written (no number formatting)."""
+    return [{"field": name, "type": "nominal"} for name in fields]

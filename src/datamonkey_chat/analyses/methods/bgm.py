@@ -27,9 +27,11 @@ from datamonkey_chat.analyses.methods.base import (
     input_counts,
     listing,
     number,
+    plot,
     plural,
     power_caveats,
     rounded,
+    tooltip,
 )
 from datamonkey_chat.analyses.methods.options import STANDARD_SETS, GeneticCode
 from datamonkey_chat.analyses.validation import MethodRequirements, Problem
@@ -76,6 +78,8 @@ class BgmOptions(MethodOptions):
 
 
 class CoevolvingPairs(Summary):
+    series_fields = ("pair_series",)
+
     threshold: float
     analysed_sites: int = Field(description="sites with at least min_subs substitutions")
     pair_count: int = 0
@@ -85,11 +89,6 @@ class CoevolvingPairs(Summary):
     pair_series: list[dict[str, Any]] = Field(
         default_factory=list, description=f"pairs at posterior >= {PLOT_FLOOR} for the plot"
     )
-
-    def brief(self) -> dict[str, Any]:
-        data = super().brief()
-        data.pop("pair_series", None)
-        return data
 
 
 COLUMNS = {
@@ -276,15 +275,12 @@ class Bgm(HyPhyMethod):
     def plots(self, summary: Summary) -> list[PlotSpec]:
         assert isinstance(summary, CoevolvingPairs)
         return [
-            {
-                "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
-                "title": f"BGM: pairs of sites by posterior probability of dependence "
+            plot(
+                f"BGM: pairs of sites by posterior probability of dependence "
                 f"(pairs >= {PLOT_FLOOR:g} shown; reported at >= {summary.threshold:g})",
-                "width": "container",
-                "height": 320,
-                "data": {"values": summary.pair_series},
-                "mark": {"type": "circle"},
-                "encoding": {
+                summary.pair_series,
+                {"type": "circle"},
+                {
                     "x": {"field": "site_1", "type": "quantitative", "title": "Site 1"},
                     "y": {"field": "site_2", "type": "quantitative", "title": "Site 2"},
                     "size": {
@@ -299,12 +295,10 @@ class Bgm(HyPhyMethod):
                         "title": "P [dependence]",
                         "scale": {"domain": [0, 1], "scheme": "reds"},
                     },
-                    "tooltip": [
-                        {"field": k, "type": "nominal"}
-                        for k in ("site_1", "site_2", "posterior", "shared_subs")
-                    ],
+                    "tooltip": tooltip(("site_1", "site_2", "posterior", "shared_subs")),
                 },
-            }
+                height=320,
+            )
         ]
 
     def table(self, data: dict[str, Any], options: Any) -> Table:

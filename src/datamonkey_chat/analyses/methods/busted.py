@@ -22,8 +22,10 @@ from datamonkey_chat.analyses.methods.base import (
     Table,
     input_counts,
     number,
+    plot,
     power_caveats,
     rounded,
+    tooltip,
 )
 from datamonkey_chat.analyses.methods.options import (
     BranchList,
@@ -228,14 +230,11 @@ class Busted(HyPhyMethod):
     def plots(self, summary: Summary) -> list[PlotSpec]:
         assert isinstance(summary, BustedSummary)
         plots: list[PlotSpec] = [
-            {
-                "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
-                "title": "BUSTED: omega distribution (unconstrained model)",
-                "width": "container",
-                "height": 220,
-                "data": {"values": summary.omega_classes},
-                "mark": {"type": "bar", "width": 8},
-                "encoding": {
+            plot(
+                "BUSTED: omega distribution (unconstrained model)",
+                summary.omega_classes,
+                {"type": "bar", "width": 8},
+                {
                     "x": {
                         "field": "omega",
                         "type": "quantitative",
@@ -249,23 +248,17 @@ class Busted(HyPhyMethod):
                         "scale": {"domain": [0, 1]},
                     },
                     "color": {"field": "branches", "type": "nominal", "title": "Branches"},
-                    "tooltip": [
-                        {"field": k, "type": "nominal"}
-                        for k in ("branches", "class", "omega", "proportion")
-                    ],
+                    "tooltip": tooltip(("branches", "class", "omega", "proportion")),
                 },
-            }
+            )
         ]
         if summary.sites:
             plots.append(
-                {
-                    "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
-                    "title": "BUSTED: evidence ratio per codon (constrained model; descriptive)",
-                    "width": "container",
-                    "height": 220,
-                    "data": {"values": summary.sites},
-                    "mark": {"type": "point", "filled": True, "size": 30},
-                    "encoding": {
+                plot(
+                    "BUSTED: evidence ratio per codon (constrained model; descriptive)",
+                    summary.sites,
+                    {"type": "point", "filled": True, "size": 30},
+                    {
                         "x": {"field": "site", "type": "quantitative", "title": "Codon"},
                         "y": {
                             "field": "er_constrained",
@@ -273,12 +266,9 @@ class Busted(HyPhyMethod):
                             "title": "Evidence ratio (log scale)",
                             "scale": {"type": "log"},
                         },
-                        "tooltip": [
-                            {"field": k, "type": "nominal"}
-                            for k in ("site", "er_constrained", "er_optimized_null")
-                        ],
+                        "tooltip": tooltip(("site", "er_constrained", "er_optimized_null")),
                     },
-                }
+                )
             )
         return plots
 

@@ -26,9 +26,11 @@ from datamonkey_chat.analyses.methods.base import (
     input_counts,
     listing,
     number,
+    plot,
     plural,
     power_caveats,
     rounded,
+    tooltip,
 )
 from datamonkey_chat.analyses.methods.options import (
     BranchList,
@@ -243,15 +245,11 @@ class Fade(HyPhyMethod):
     def plots(self, summary: Summary) -> list[PlotSpec]:
         assert isinstance(summary, FadeSummary)
         return [
-            {
-                "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
-                "title": f"FADE: Bayes factor per site and target residue ({summary.test})",
-                "width": "container",
-                "height": 320,
-                "data": {"values": summary.sites},
-                "transform": [{"calculate": "max(datum.bf, 1e-3)", "as": "bf_shown"}],
-                "mark": {"type": "rect"},
-                "encoding": {
+            plot(
+                f"FADE: Bayes factor per site and target residue ({summary.test})",
+                summary.sites,
+                {"type": "rect"},
+                {
                     "x": {
                         "field": "site",
                         "type": "ordinal",
@@ -265,11 +263,11 @@ class Fade(HyPhyMethod):
                         "title": "Bayes factor",
                         "scale": {"type": "log", "scheme": "reds"},
                     },
-                    "tooltip": [
-                        {"field": k, "type": "nominal"} for k in ("site", "residue", "bf", "bias")
-                    ],
+                    "tooltip": tooltip(("site", "residue", "bf", "bias")),
                 },
-            }
+                height=320,
+                transform=[{"calculate": "max(datum.bf, 1e-3)", "as": "bf_shown"}],
+            )
         ]
 
     def table(self, data: dict[str, Any], options: Any) -> Table:

@@ -81,47 +81,40 @@ class Fel(HyPhyMethod):
         names = sites.headers(data)
         a, b, p = (sites.column(names, c) for c in ("alpha", "beta", "p-value"))
         threshold = float(options.pvalue)
-        positive, negative, series = [], [], []
-        for _, site, row in sites.site_rows(data):
+
+        def verdict(row: sites.Row) -> sites.Verdict:
             alpha, beta, pv = number(row[a]), number(row[b]), number(row[p])
-            verdict = "none"
             if pv <= threshold and beta > alpha:
-                positive.append(site)
-                verdict = "positive"
-            elif pv <= threshold and beta < alpha:
-                negative.append(site)
-                verdict = "negative"
-            series.append(
-                {
-                    "site": site,
-                    "alpha": rounded(alpha),
-                    "beta": rounded(beta),
-                    "p": rounded(pv),
-                    "selection": verdict,
-                }
-            )
+                return "positive"
+            if pv <= threshold and beta < alpha:
+                return "negative"
+            return "none"
+
+        def fields(row: sites.Row) -> dict[str, Any]:
+            return {
+                "alpha": rounded(number(row[a])),
+                "beta": rounded(number(row[b])),
+                "p": rounded(number(row[p])),
+            }
+
+        selection = sites.select_sites(data, verdict, fields)
         test = f"likelihood-ratio test p <= {threshold:g}"
         sequences, codons = input_counts(data)
         return sites.SelectedSites(
             method=self.name,
             summary_text=sites.selected_sites_text(
                 self.name,
-                positive,
-                negative,
-                len(series),
+                selection.positive,
+                selection.negative,
+                len(selection.series),
                 test,
                 "pervasive positive (diversifying)",
             ),
-            caveats=sites.site_caveats(data, len(positive)),
+            caveats=sites.site_caveats(data, len(selection.positive)),
             sequences=sequences,
             codons=codons,
             test=test,
-            tested_sites=len(series),
-            positive_sites=positive,
-            negative_sites=negative,
-            positive_count=len(positive),
-            negative_count=len(negative),
-            sites=series,
+            **selection.selected_fields(),
         )
 
     def plots(self, summary: Summary) -> list[PlotSpec]:

@@ -124,33 +124,37 @@ class Fubar(HyPhyMethod):
         neg, pos = sites.column(names, "Prob[alpha>beta]"), sites.column(names, "Prob[alpha<beta]")
         bf = sites.column(names, "BayesFactor[alpha<beta]")
         threshold = float(options.posterior)
-        positive, negative, series = [], [], []
+
+        def verdict(row: sites.Row) -> sites.Verdict:
+            if number(row[pos]) >= threshold:
+                return "positive"
+            if number(row[neg]) >= threshold:
+                return "negative"
+            return "none"
+
+        def fields(row: sites.Row) -> dict[str, Any]:
+            return {
+                "alpha": rounded(number(row[a])),
+                "beta": rounded(number(row[b])),
+                "prob_positive": rounded(number(row[pos])),
+                "prob_negative": rounded(number(row[neg])),
+                "bayes_factor_positive": rounded(number(row[bf])),
+            }
+
+        selection = sites.select_sites(data, verdict, fields)
         false_positives = 0.0
-        for _, site, row in sites.site_rows(data):
-            p_pos, p_neg = number(row[pos]), number(row[neg])
-            verdict = "none"
-            if p_pos >= threshold:
-                positive.append(site)
-                false_positives += 1 - p_pos
-                verdict = "positive"
-            elif p_neg >= threshold:
-                negative.append(site)
-                verdict = "negative"
-            series.append(
-                {
-                    "site": site,
-                    "alpha": rounded(number(row[a])),
-                    "beta": rounded(number(row[b])),
-                    "prob_positive": rounded(p_pos),
-                    "prob_negative": rounded(p_neg),
-                    "bayes_factor_positive": rounded(number(row[bf])),
-                    "selection": verdict,
-                }
-            )
+        for _, _, row in selection.positive_rows:
+            false_positives += 1 - number(row[pos])
         test = f"posterior probability >= {threshold:g}"
         sequences, codons = input_counts(data)
+        positive = selection.positive
         text = sites.selected_sites_text(
-            self.name, positive, negative, len(series), test, "pervasive positive (diversifying)"
+            self.name,
+            positive,
+            selection.negative,
+            len(selection.series),
+            test,
+            "pervasive positive (diversifying)",
         )
         if positive:
             text += (
@@ -164,12 +168,7 @@ class Fubar(HyPhyMethod):
             sequences=sequences,
             codons=codons,
             test=test,
-            tested_sites=len(series),
-            positive_sites=positive,
-            negative_sites=negative,
-            positive_count=len(positive),
-            negative_count=len(negative),
-            sites=series,
+            **selection.selected_fields(),
             posterior_threshold=threshold,
             expected_false_positives=rounded(false_positives),
         )

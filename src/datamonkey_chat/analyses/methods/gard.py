@@ -28,9 +28,11 @@ from datamonkey_chat.analyses.methods.base import (
     input_counts,
     listing,
     number,
+    plot,
     plural,
     power_caveats,
     rounded,
+    tooltip,
 )
 from datamonkey_chat.analyses.methods.options import GeneticCode
 from datamonkey_chat.analyses.validation import MethodRequirements, Problem
@@ -314,14 +316,11 @@ class Gard(HyPhyMethod):
 
     def plots(self, summary: Summary) -> list[PlotSpec]:
         assert isinstance(summary, GardSummary)
-        segments_plot: PlotSpec = {
-            "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
-            "title": f"GARD: segments ({summary.breakpoint_count} breakpoints)",
-            "width": "container",
-            "height": 60,
-            "data": {"values": summary.segments},
-            "mark": {"type": "bar", "height": 30},
-            "encoding": {
+        segments_plot = plot(
+            f"GARD: segments ({summary.breakpoint_count} breakpoints)",
+            summary.segments,
+            {"type": "bar", "height": 30},
+            {
                 "x": {
                     "field": "start",
                     "type": "quantitative",
@@ -329,17 +328,15 @@ class Gard(HyPhyMethod):
                 },
                 "x2": {"field": "end"},
                 "color": {"field": "segment", "type": "nominal", "title": "Segment"},
-                "tooltip": [{"field": k, "type": "nominal"} for k in ("segment", "start", "end")],
+                "tooltip": tooltip(("segment", "start", "end")),
             },
-        }
-        support_plot: PlotSpec = {
-            "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
-            "title": "GARD: model-averaged support for a breakpoint after each site",
-            "width": "container",
-            "height": 200,
-            "data": {"values": summary.support},
-            "mark": {"type": "bar", "width": 2},
-            "encoding": {
+            height=60,
+        )
+        support_plot = plot(
+            "GARD: model-averaged support for a breakpoint after each site",
+            summary.support,
+            {"type": "bar", "width": 2},
+            {
                 "x": {
                     "field": "after",
                     "type": "quantitative",
@@ -351,9 +348,10 @@ class Gard(HyPhyMethod):
                     "title": "Support",
                     "scale": {"domain": [0, 1]},
                 },
-                "tooltip": [{"field": k, "type": "nominal"} for k in ("after", "support")],
+                "tooltip": tooltip(("after", "support")),
             },
-        }
+            height=200,
+        )
         return [segments_plot, support_plot]
 
     def derived_datasets(

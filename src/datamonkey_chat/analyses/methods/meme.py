@@ -156,33 +156,32 @@ class Meme(HyPhyMethod):
         lrt, p = sites.column(names, "LRT"), sites.column(names, "p-value")
         count = sites.column(names, "# branches under selection")
         threshold = float(options.pvalue)
-        by_site = branches_under_selection(data)
-        positive: list[int] = []
-        series: list[dict[str, Any]] = []
-        chosen: dict[int, list[str]] = {}
-        for partition, site, row in sites.site_rows(data):
-            pv = number(row[p])
-            verdict = "none"
-            if pv <= threshold:
-                positive.append(site)
-                chosen[site] = by_site.get((partition, site), [])
-                verdict = "positive"
+
+        def verdict(row: sites.Row) -> sites.Verdict:
+            # MEME tests episodic positive selection only: no negative verdict
+            return "positive" if number(row[p]) <= threshold else "none"
+
+        def fields(row: sites.Row) -> dict[str, Any]:
             n_branches = number(row[count])
-            series.append(
-                {
-                    "site": site,
-                    "alpha": rounded(number(row[a])),
-                    "beta_plus": rounded(number(row[bp])),
-                    "weight_plus": rounded(number(row[wp])),
-                    "lrt": rounded(number(row[lrt])),
-                    "p": rounded(pv),
-                    "branches": int(n_branches) if math.isfinite(n_branches) else None,
-                    "selection": verdict,
-                }
-            )
+            return {
+                "alpha": rounded(number(row[a])),
+                "beta_plus": rounded(number(row[bp])),
+                "weight_plus": rounded(number(row[wp])),
+                "lrt": rounded(number(row[lrt])),
+                "p": rounded(number(row[p])),
+                "branches": int(n_branches) if math.isfinite(n_branches) else None,
+            }
+
+        selection = sites.select_sites(data, verdict, fields)
+        by_site = branches_under_selection(data)
+        chosen = {
+            site: by_site.get((partition, site), [])
+            for partition, site, _ in selection.positive_rows
+        }
         test = f"likelihood-ratio test p <= {threshold:g}"
         sequences, codons = input_counts(data)
-        text = self._text(positive, len(series), test, chosen)
+        positive = selection.positive
+        text = self._text(positive, len(selection.series), test, chosen)
         return MemeSites(
             method=self.name,
             summary_text=text,
@@ -190,10 +189,7 @@ class Meme(HyPhyMethod):
             sequences=sequences,
             codons=codons,
             test=test,
-            tested_sites=len(series),
-            positive_sites=positive,
-            positive_count=len(positive),
-            sites=series,
+            **selection.selected_fields(),
             branches_by_site=chosen,
         )
 

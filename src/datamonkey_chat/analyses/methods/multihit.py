@@ -32,8 +32,10 @@ from datamonkey_chat.analyses.methods.base import (
     input_counts,
     listing,
     number,
+    plot,
     power_caveats,
     rounded,
+    tooltip,
 )
 from datamonkey_chat.analyses.methods.options import GeneticCode, PValue, YesNo
 
@@ -269,15 +271,11 @@ class Multihit(HyPhyMethod):
             if key != "site" and value is not None and value > 0
         ]
         return [
-            {
-                "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
-                "title": "MULTI-HIT: site evidence ratios for multiple-hit models "
-                "(above 7.4: strong)",
-                "width": "container",
-                "height": 220,
-                "data": {"values": long},
-                "mark": {"type": "point", "filled": True, "size": 30},
-                "encoding": {
+            plot(
+                "MULTI-HIT: site evidence ratios for multiple-hit models (above 7.4: strong)",
+                long,
+                {"type": "point", "filled": True, "size": 30},
+                {
                     "x": {"field": "site", "type": "quantitative", "title": "Codon"},
                     "y": {
                         "field": "evidence_ratio",
@@ -286,21 +284,14 @@ class Multihit(HyPhyMethod):
                         "scale": {"type": "log"},
                     },
                     "color": {"field": "comparison", "type": "nominal", "title": "Models"},
-                    "tooltip": [
-                        {"field": "site", "type": "quantitative"},
-                        {"field": "comparison", "type": "nominal"},
-                        {"field": "evidence_ratio", "type": "quantitative"},
-                    ],
+                    "tooltip": tooltip(("site", "comparison", "evidence_ratio")),
                 },
-            },
-            {
-                "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
-                "title": f"MULTI-HIT: model tests (p <= {summary.threshold:g} in red)",
-                "width": "container",
-                "height": 160,
-                "data": {"values": summary.tests},
-                "mark": {"type": "bar"},
-                "encoding": {
+            ),
+            plot(
+                f"MULTI-HIT: model tests (p <= {summary.threshold:g} in red)",
+                summary.tests,
+                {"type": "bar"},
+                {
                     "y": {"field": "test", "type": "nominal", "title": None, "sort": None},
                     "x": {"field": "lrt", "type": "quantitative", "title": "LRT statistic"},
                     "color": {
@@ -309,13 +300,10 @@ class Multihit(HyPhyMethod):
                         "title": "Significant",
                         "scale": {"domain": [True, False], "range": ["#d62728", "#bbbbbb"]},
                     },
-                    "tooltip": [
-                        {"field": "test", "type": "nominal"},
-                        {"field": "lrt", "type": "quantitative"},
-                        {"field": "p", "type": "quantitative"},
-                    ],
+                    "tooltip": tooltip(("test", "lrt", "p")),
                 },
-            },
+                height=160,
+            ),
         ]
 
     def table(self, data: dict[str, Any], options: Any) -> Table:

@@ -22,9 +22,12 @@ from datamonkey_chat.analyses.methods.base import (
     Table,
     input_counts,
     number,
+    plot,
     power_caveats,
     rounded,
+    tooltip,
 )
+from datamonkey_chat.analyses.methods.branches import branch_table
 from datamonkey_chat.analyses.methods.options import (
     BranchList,
     GeneticCode,
@@ -246,14 +249,11 @@ class Relax(HyPhyMethod):
     def plots(self, summary: Summary) -> list[PlotSpec]:
         assert isinstance(summary, RelaxSummary)
         return [
-            {
-                "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
-                "title": f"RELAX: omega distributions, test vs reference (K = {summary.k})",
-                "width": "container",
-                "height": 220,
-                "data": {"values": summary.omega_classes},
-                "mark": {"type": "bar", "width": 8, "opacity": 0.8},
-                "encoding": {
+            plot(
+                f"RELAX: omega distributions, test vs reference (K = {summary.k})",
+                summary.omega_classes,
+                {"type": "bar", "width": 8, "opacity": 0.8},
+                {
                     "x": {
                         "field": "omega",
                         "type": "quantitative",
@@ -272,35 +272,14 @@ class Relax(HyPhyMethod):
                         "title": "Branches",
                         "scale": {"domain": ["Test", "Reference"], "range": ["#d62728", "#1f77b4"]},
                     },
-                    "tooltip": [
-                        {"field": f, "type": "nominal"}
-                        for f in ("branches", "class", "omega", "proportion", "model")
-                    ],
+                    "tooltip": tooltip(("branches", "class", "omega", "proportion", "model")),
                 },
-            }
+            )
         ]
 
     def table(self, data: dict[str, Any], options: Any) -> Table:
         """One row per branch: its set and branch lengths under each model HyPhy reports."""
-        try:
-            attributes = data["branch attributes"]["0"]
-        except (KeyError, TypeError) as exc:
-            raise SummaryError("result JSON has no 'branch attributes'") from exc
-        keys = sorted(
-            {
-                key
-                for values in attributes.values()
-                if isinstance(values, dict)
-                for key, value in values.items()
-                if not isinstance(value, dict | list)
-            }
-        )
-        rows = [
-            [branch, *(values.get(k) for k in keys)]
-            for branch, values in sorted(attributes.items())
-            if isinstance(values, dict)
-        ]
-        return Table(columns=["branch", *keys], rows=rows)
+        return branch_table(data)
 
 
 def _fmt(value: float) -> str:

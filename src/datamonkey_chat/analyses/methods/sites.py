@@ -9,7 +9,8 @@ Site numbers we show are 1-based alignment codons.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -20,11 +21,14 @@ from datamonkey_chat.analyses.methods.base import (
     Table,
     input_counts,
     listing,
+    plot,
     plural,
     power_caveats,
+    tooltip,
 )
 
 Row = Sequence[Any]
+Verdict = Literal["positive", "negative", "none"]
 
 
 def headers(data: dict[str, Any]) -> list[str]:
@@ -83,6 +87,51 @@ class SelectedSites(Summary):
     sites: list[dict[str, Any]] = Field(default_factory=list, description="per-site plot series")
 
 
+@dataclass(frozen=True)
+class SiteSelection:
+    """Every site's verdict, with the rows called positive kept for a method's extras."""
+
+    series: list[dict[str, Any]]  # per site: site, the method's fields, selection
+    positive_rows: list[tuple[int, int, Row]]  # (partition, site, row)
+    negative: list[int]
+
+    @property
+    def positive(self) -> list[int]:
+        return [site for _, site, _ in self.positive_rows]
+
+    def selected_fields(self) -> dict[str, Any]:
+        """The `SelectedSites` fields, to pass on to the method's summary model."""
+        positive = self.positive
+        return {
+            "tested_sites": len(self.series),
+            "positive_sites": positive,
+            "negative_sites": self.negative,
+            "positive_count": len(positive),
+            "negative_count": len(self.negative),
+            "sites": self.series,
+        }
+
+
+def select_sites(
+    data: dict[str, Any],
+    verdict: Callable[[Row], Verdict],
+    fields: Callable[[Row], dict[str, Any]],
+    content: Callable[[Any], Any] | None = None,
+) -> SiteSelection:
+    """Call every site with the method's own rule; `fields` gives the site's plot values."""
+    series: list[dict[str, Any]] = []
+    positive: list[tuple[int, int, Row]] = []
+    negative: list[int] = []
+    for partition, site, row in site_rows(data, content):
+        call = verdict(row)
+        if call == "positive":
+            positive.append((partition, site, row))
+        elif call == "negative":
+            negative.append(site)
+        series.append({"site": site, **fields(row), "selection": call})
+    return SiteSelection(series, positive, negative)
+
+
 def selected_sites_text(
     method: str, positive: list[int], negative: list[int] | None, tested: int, test: str, kind: str
 ) -> str:
@@ -118,14 +167,11 @@ def site_plot(
     y_encoding: dict[str, Any] = {"field": y, "type": "quantitative", "title": y_title}
     if y_scale:
         y_encoding["scale"] = y_scale
-    return {
-        "$schema": "https://vega.github.io/schema/vega-lite/v6.json",
-        "title": title,
-        "width": "container",
-        "height": 220,
-        "data": {"values": values},
-        "mark": {"type": "point", "filled": True, "size": 30},
-        "encoding": {
+    return plot(
+        title,
+        values,
+        {"type": "point", "filled": True, "size": 30},
+        {
             "x": {"field": "site", "type": "quantitative", "title": "Codon"},
             "y": y_encoding,
             "color": {
@@ -137,6 +183,6 @@ def site_plot(
                     "range": ["#d62728", "#1f77b4", "#bbbbbb"],
                 },
             },
-            "tooltip": [{"field": k, "type": "nominal"} for k in values[0]] if values else [],
+            "tooltip": tooltip(values[0]) if values else [],
         },
-    }
+    )

@@ -98,34 +98,41 @@ class Slac(HyPhyMethod):
         ds, dn, diff = (sites.column(names, c) for c in ("dS", "dN", "dN-dS"))
         pos, neg = sites.column(names, "P [dN/dS > 1]"), sites.column(names, "P [dN/dS < 1]")
         threshold = float(options.pvalue)
-        positive, negative, series = [], [], []
-        for _, site, (resolved, averaged) in sites.site_rows(data, _paired_rows):
-            p_pos = min(number(resolved[pos]), number(averaged[pos]))
-            p_neg = min(number(resolved[neg]), number(averaged[neg]))
-            verdict = "none"
-            if p_neg <= threshold:  # SLAC.bf tests negative selection first
-                negative.append(site)
-                verdict = "negative"
-            elif p_pos <= threshold:
-                positive.append(site)
-                verdict = "positive"
-            series.append(
-                {
-                    "site": site,
-                    "dS": rounded(number(resolved[ds])),
-                    "dN": rounded(number(resolved[dn])),
-                    "dN_minus_dS": rounded(number(resolved[diff])),
-                    "p_positive": rounded(p_pos),
-                    "p_negative": rounded(p_neg),
-                    "selection": verdict,
-                }
+
+        def p_values(row: sites.Row) -> tuple[float, float]:
+            """(p positive, p negative): the smaller of the resolved and averaged counts'."""
+            resolved, averaged = row
+            return (
+                min(number(resolved[pos]), number(averaged[pos])),
+                min(number(resolved[neg]), number(averaged[neg])),
             )
+
+        def verdict(row: sites.Row) -> sites.Verdict:
+            p_pos, p_neg = p_values(row)
+            if p_neg <= threshold:  # SLAC.bf tests negative selection first
+                return "negative"
+            if p_pos <= threshold:
+                return "positive"
+            return "none"
+
+        def fields(row: sites.Row) -> dict[str, Any]:
+            resolved = row[0]
+            p_pos, p_neg = p_values(row)
+            return {
+                "dS": rounded(number(resolved[ds])),
+                "dN": rounded(number(resolved[dn])),
+                "dN_minus_dS": rounded(number(resolved[diff])),
+                "p_positive": rounded(p_pos),
+                "p_negative": rounded(p_neg),
+            }
+
+        selection = sites.select_sites(data, verdict, fields, _paired_rows)
         test = (
             f"p <= {threshold:g}, the smaller of the resolved and averaged ancestral counts' "
             "binomial p-values"
         )
         sequences, codons = input_counts(data)
-        caveats = sites.site_caveats(data, len(positive))
+        caveats = sites.site_caveats(data, len(selection.positive))
         caveats.append(
             "SLAC counts substitutions on one ancestral reconstruction and is conservative; "
             "FEL or FUBAR usually detect more sites on the same data."
@@ -134,9 +141,9 @@ class Slac(HyPhyMethod):
             method=self.name,
             summary_text=sites.selected_sites_text(
                 self.name,
-                positive,
-                negative,
-                len(series),
+                selection.positive,
+                selection.negative,
+                len(selection.series),
                 test,
                 "pervasive positive (diversifying)",
             ),
@@ -144,12 +151,7 @@ class Slac(HyPhyMethod):
             sequences=sequences,
             codons=codons,
             test=test,
-            tested_sites=len(series),
-            positive_sites=positive,
-            negative_sites=negative,
-            positive_count=len(positive),
-            negative_count=len(negative),
-            sites=series,
+            **selection.selected_fields(),
         )
 
     def plots(self, summary: Summary) -> list[PlotSpec]:

@@ -28,9 +28,12 @@ from datamonkey_chat.analyses.methods.base import (
     Summary,
     SummaryError,
     Table,
+    layer,
+    layered,
     number,
     plural,
     rounded,
+    tooltip,
 )
 from datamonkey_chat.analyses.validation import MethodRequirements, Problem
 
@@ -280,16 +283,13 @@ class Slatkin(HyPhyMethod):
     def plots(self, summary: Summary) -> list[PlotSpec]:
         assert isinstance(summary, SlatkinSummary)
         return [
-            {
-                "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
-                "title": "Slatkin-Maddison: migrations under label permutation vs observed",
-                "width": "container",
-                "height": 220,
-                "layer": [
-                    {
-                        "data": {"values": summary.null_distribution},
-                        "mark": {"type": "bar", "color": "#bbbbbb"},
-                        "encoding": {
+            layered(
+                "Slatkin-Maddison: migrations under label permutation vs observed",
+                [
+                    layer(
+                        summary.null_distribution,
+                        {"type": "bar", "color": "#bbbbbb"},
+                        {
                             "x": {
                                 "field": "migrations",
                                 "type": "quantitative",
@@ -300,19 +300,16 @@ class Slatkin(HyPhyMethod):
                                 "type": "quantitative",
                                 "title": "Permutations",
                             },
-                            "tooltip": [
-                                {"field": "migrations", "type": "quantitative"},
-                                {"field": "count", "type": "quantitative"},
-                            ],
+                            "tooltip": tooltip(("migrations", "count")),
                         },
-                    },
-                    {
-                        "data": {"values": [{"observed": summary.migrations}]},
-                        "mark": {"type": "rule", "color": "#d62728", "size": 2},
-                        "encoding": {"x": {"field": "observed", "type": "quantitative"}},
-                    },
+                    ),
+                    layer(
+                        [{"observed": summary.migrations}],
+                        {"type": "rule", "color": "#d62728", "size": 2},
+                        {"x": {"field": "observed", "type": "quantitative"}},
+                    ),
                 ],
-            }
+            )
         ]
 
     def table(self, data: dict[str, Any], options: Any) -> Table:

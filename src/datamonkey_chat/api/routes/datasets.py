@@ -70,9 +70,9 @@ def _meta(meta: str | None) -> dict[str, Any]:
         413: {"description": "The file is over the upload size limit"},
         429: {
             "model": ServerError,
-            "description": "Too many uploads from this session (`rate_limited`), or this "
-            "client address already has an upload being checked (`too_many_requests`); "
-            "retry after `Retry-After` seconds",
+            "description": "Too many uploads from this session, or this client address "
+            "already has an upload being checked (`code`: rate_limited); retry after "
+            "`Retry-After` seconds",
             "headers": {"Retry-After": {"schema": {"type": "integer"}}},
         },
         **DATA_PROBLEMS_RESPONSE,
