@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from datamonkey_chat.analyses.methods.base import (
+    SERIES_FIELDS,
     DerivedDataset,
     HyPhyMethod,
     InputContext,
@@ -82,6 +83,8 @@ class GardOptions(MethodOptions):
 
 
 class GardSummary(Summary):
+    series_fields = (*SERIES_FIELDS, "support")  # plotted; the assistant reads the numbers above it
+
     breakpoint_count: int
     unit: Literal["nucleotide", "residue"]
     segments: list[dict[str, Any]] = Field(

@@ -20,6 +20,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from datamonkey_chat.analyses.methods.base import (
+    SERIES_FIELDS,
     HyPhyMethod,
     InputContext,
     MethodOptions,
@@ -103,6 +104,11 @@ class SlatkinOptions(MethodOptions):
 
 
 class SlatkinSummary(Summary):
+    series_fields = (
+        *SERIES_FIELDS,
+        "null_distribution",
+    )  # plotted; the assistant reads the numbers above it
+
     migrations: int | None
     compartments: dict[str, int] = Field(default_factory=dict, description="tips per compartment")
     replicates: int | None
