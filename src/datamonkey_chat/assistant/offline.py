@@ -908,7 +908,7 @@ def _dataset_line(dataset: dict[str, Any]) -> str:
         for key, label in (("sequences", "sequences"), ("codons", "codons"), ("sites", "sites"))
         if dataset.get(key) is not None
     ]
-    kind = dataset.get("type")
+    kind = dataset.get("data_type") or dataset.get("kind")  # `type` is the uploader's word
     if kind:
         details.insert(0, str(kind))
     extra = f" ({', '.join(details)})" if details else ""
