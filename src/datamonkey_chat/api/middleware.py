@@ -47,7 +47,7 @@ class WireMiddleware:
                 ]
             await send(message)
 
-        sender = send_with_exact_headers
+        sender: Send = send_with_exact_headers
         if PRETTY_PRINT in scope["query_string"] and _wants_pretty(scope["query_string"]):
             sender = _pretty_json(send_with_exact_headers)
         try:

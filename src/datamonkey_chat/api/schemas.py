@@ -235,6 +235,16 @@ class JobStatus(BaseModel):
     )
 
 
+class JobResult(JobStatus):
+    """A method's result (upstream's FelResult, BustedResult...: `job_id` and `result`), with
+    the job's status fields. `result` is HyPhy's JSON, not described further here."""
+
+    result: dict[str, Any] | None = Field(
+        default=None,
+        description="HyPhy's JSON (your sequence names restored), once the job completed",
+    )
+
+
 class GetJobsList200Response(BaseModel):
     jobs: list[JobStatus]
 

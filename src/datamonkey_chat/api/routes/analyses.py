@@ -63,6 +63,7 @@ DOWNLOAD = {
 @jobs.get(
     "/{jobId}/table.csv",
     operation_id="downloadJobTable",
+    response_class=Response,  # CSV only: no default JSON answer in the document
     summary="A completed job's table: one row per site or branch, every column HyPhy reports",
     responses={200: {"content": {"text/csv": {}}, "description": "CSV"}, **DOWNLOAD},
 )

@@ -61,8 +61,10 @@ def _meta(meta: str | None) -> dict[str, Any]:
     summary="Upload an alignment or tree",
     description="Multipart upload: `file` (FASTA, NEXUS, PHYLIP alignment or Newick tree) and "
     "optional `meta`, a JSON object string with `name`, `description` and `type` "
-    "(alignment, tree, or a format name). Like creating a conversation, a missing or invalid "
-    "token starts a new session, whose token comes back in the X-Session-Token header. "
+    "(any text, returned unchanged; `alignment`, `tree` or a format name also says how to "
+    "parse the file, otherwise the content decides). Like creating a conversation, a "
+    "missing or invalid token starts a new session, whose token comes back in the "
+    "X-Session-Token header. "
     'The answer is upstream\'s `Datasets`: `{"datasets": [the dataset]}`. ' + REJECTED,
     status_code=201,
     response_model=Datasets,
