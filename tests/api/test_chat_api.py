@@ -40,7 +40,7 @@ async def test_create_without_token_makes_session_and_returns_header(client: htt
     response = await client.post("/chat", headers=JSON)
     assert response.status_code == 201
     body = response.json()
-    # upstream's Hash, a letter first, 18 characters (about 107 random bits)
+    # upstream's Hash, a letter first, 18 characters (about 104 random bits)
     assert re.fullmatch(r"[a-zA-Z][a-zA-Z0-9]{17}", body["id"])
     assert isinstance(body["created"], int) and body["created"] == body["updated"]
     assert abs(body["created"] - time.time() * 1000) < 60_000  # milliseconds, not seconds

@@ -111,7 +111,10 @@ _VOCABULARY = (
     "epistasis list show cite jobs data help protein nucleotide synonymous analyse analyze"
 ).split()
 
-_JOB_ID = re.compile(r"\bjob\s*(?:id\s*)?[#:]?\s*([a-z0-9_-]*\d[a-z0-9_-]*)\b", re.IGNORECASE)
+# "job 5", "job id: X", "job #X"; an id may itself begin with "id" (ids are random letters).
+_JOB_ID = re.compile(
+    r"\bjob\s*(?:id(?=[\s#:])\s*)?[#:]?\s*([a-z0-9_-]*\d[a-z0-9_-]*)\b", re.IGNORECASE
+)
 _MAX_WORD = 24  # longer tokens are sequences or ids, not misspelt words
 
 
