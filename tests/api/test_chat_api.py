@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import time
 
 import httpx
@@ -39,7 +40,8 @@ async def test_create_without_token_makes_session_and_returns_header(client: htt
     response = await client.post("/chat", headers=JSON)
     assert response.status_code == 201
     body = response.json()
-    assert isinstance(body["id"], str) and len(body["id"]) >= 20
+    # upstream's Hash, a letter first, 18 characters (about 104 random bits)
+    assert re.fullmatch(r"[a-zA-Z][a-zA-Z0-9]{17}", body["id"])
     assert isinstance(body["created"], int) and body["created"] == body["updated"]
     assert abs(body["created"] - time.time() * 1000) < 60_000  # milliseconds, not seconds
     assert body["messages"] == []
@@ -374,7 +376,9 @@ async def test_health_reports_components(client: httpx.AsyncClient):
     body = response.json()
     assert body["details"]["database"] == "healthy"
     assert body["details"]["llm"] == "healthy"
-    assert set(body["details"]) == {"database", "llm", "job_scheduler", "rate_limits"}
+    details = {"database", "llm", "job_scheduler", "datamonkey", "rate_limits"}
+    assert set(body["details"]) == details  # upstream's four, and ours
+    assert body["details"]["datamonkey"] == body["details"]["job_scheduler"]  # HyPhy or not
     assert body["details"]["rate_limits"] == "in-process"  # no Redis configured here
     assert body["status"] in {"healthy", "unhealthy", "unknown"}
     assert response.status_code == (503 if body["status"] == "unhealthy" else 200)

@@ -6,7 +6,10 @@ so no HyPhy process starts; tests/integration/test_analyses_hyphy.py runs the re
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -52,6 +55,20 @@ async def upload(
     return await client.post("/datasets", headers=headers, **upload_files(text, **kwargs))
 
 
+def the_dataset(response: httpx.Response) -> dict[str, Any]:
+    """The one dataset of an upload's 201: upstream's `Datasets`, `{"datasets": [dataset]}`."""
+    assert response.status_code == 201, response.text
+    [dataset] = response.json()["datasets"]
+    assert isinstance(dataset, dict)
+    return dataset
+
+
+async def stored(
+    client: httpx.AsyncClient, text: str, token: str | None = None, **kwargs: Any
+) -> dict[str, Any]:
+    return the_dataset(await upload(client, text, token, **kwargs))
+
+
 async def new_session(client: httpx.AsyncClient) -> str:
     response = await client.post("/chat", json={})
     token: str = response.headers["X-Session-Token"]
@@ -87,34 +104,76 @@ def make_client(make_settings: Callable[..., Settings]) -> Callable[..., Any]:
 async def test_upload_alignment_formats(
     client: httpx.AsyncClient, token: str, text: str, filename: str, fmt: str, has_tree: bool
 ) -> None:
+    before = datetime.now(UTC)
     response = await upload(client, text, token, filename=filename)
-    assert response.status_code == 201, response.text
-    body = response.json()
-    assert body["id"].isalnum()
-    assert (body["name"], body["kind"], body["type"], body["format"]) == (
+    after = datetime.now(UTC)
+    assert list(response.json()) == ["datasets"]  # upstream's Datasets
+    body = the_dataset(response)
+    assert re.fullmatch(r"[a-zA-Z][a-zA-Z0-9]*", body["id"]) and len(body["id"]) >= 17
+    # no type given: `type` is the detected kind; data type and format beside it
+    assert (body["name"], body["type"], body["kind"], body["data_type"], body["format"]) == (
         filename,
+        "alignment",
         "alignment",
         "nucleotide",
         fmt,
     )
     assert (body["sequences"], body["sites"], body["codons"]) == (4, 12, 4)
     assert body["has_tree"] is has_tree and body["codon_ready"] is True
-    assert isinstance(body["created"], int) and body["problems"] == []
+    assert body["problems"] == []
+    # upstream's date-times: ISO 8601 in UTC, to the millisecond
+    created = datetime.fromisoformat(body["created"])
+    assert created.utcoffset() == timedelta(0) and body["created"].endswith("Z")
+    assert before - timedelta(milliseconds=1) <= created <= after
+    assert body["updated"] == body["created"]
     assert "X-Session-Token" not in response.headers  # a valid token keeps its session
 
 
 async def test_upload_tree_with_meta(client: httpx.AsyncClient, token: str) -> None:
     meta = '{"name": "primates", "description": "a guide tree", "type": "tree"}'
-    response = await upload(client, TREE, token, filename="t.nwk", meta=meta)
-    assert response.status_code == 201, response.text
-    body = response.json()
+    body = await stored(client, TREE, token, filename="t.nwk", meta=meta)
     assert (body["name"], body["description"], body["kind"], body["type"]) == (
         "primates",
         "a guide tree",
         "tree",
         "tree",
     )
-    assert body["sequences"] == 4
+    assert body["sequences"] == 4 and body["data_type"] is None
+
+
+@pytest.mark.parametrize(
+    ("text", "declared", "kind"),
+    [
+        (FASTA, "fasta", "alignment"),
+        (NEXUS, "nexus", "alignment"),
+        (FASTA, "alignment", "alignment"),
+        (TREE, "newick", "tree"),
+        (FASTA, "spreadsheet", "alignment"),  # not a word we know: the content decides
+        (TREE, "My Guide Tree (v2) ✓", "tree"),
+        (PROTEIN, "  Protein  ", "alignment"),
+    ],
+)
+async def test_meta_type_is_kept_as_given(
+    client: httpx.AsyncClient, token: str, text: str, declared: str, kind: str
+) -> None:
+    """Upstream's `type` is the uploader's: returned unchanged, by the upload and by reads;
+    what we detected is `kind`."""
+    meta = json.dumps({"type": declared})
+    body = await stored(client, text, token, meta=meta)
+    assert (body["type"], body["kind"]) == (declared, kind)
+    headers = {"user_token": token}
+    got = (await client.get(f"/datasets/{body['id']}", headers=headers)).json()
+    assert (got["type"], got["kind"]) == (declared, kind)
+    listed = (await client.get("/datasets", headers=headers)).json()["datasets"]
+    assert [(d["id"], d["type"]) for d in listed] == [(body["id"], declared)]
+
+
+async def test_a_known_type_still_decides_what_is_parsed(
+    client: httpx.AsyncClient, token: str
+) -> None:
+    """`tree` on an alignment: parsed as a tree, so refused, as before."""
+    response = await upload(client, FASTA, token, meta='{"type": "tree"}')
+    assert response.status_code == 422
 
 
 async def test_upload_without_token_starts_a_session(client: httpx.AsyncClient) -> None:
@@ -123,7 +182,7 @@ async def test_upload_without_token_starts_a_session(client: httpx.AsyncClient) 
     token = response.headers["X-Session-Token"]
     assert "X-Session-Token" in response.headers["Access-Control-Expose-Headers"]
     listed = await client.get("/datasets", headers={"user_token": token})
-    assert [d["id"] for d in listed.json()["datasets"]] == [response.json()["id"]]
+    assert [d["id"] for d in listed.json()["datasets"]] == [the_dataset(response)["id"]]
     # the new session works for chat too
     assert (await client.get("/chat", headers={"user_token": token})).status_code == 200
 
@@ -183,26 +242,25 @@ async def test_invalid_upload_without_token_starts_no_session(client: httpx.Asyn
 async def test_bad_meta_is_400(client: httpx.AsyncClient, token: str) -> None:
     response = await upload(client, FASTA, token, meta="{not json")
     assert response.status_code == 400 and "meta" in response.json()["details"]
-    response = await upload(client, FASTA, token, meta='{"type": "spreadsheet"}')
-    assert response.status_code == 400 and "spreadsheet" in response.json()["details"]
+    response = await upload(client, FASTA, token, meta=json.dumps({"type": "x" * 201}))
+    assert response.status_code == 400 and "meta.type" in response.json()["details"]
 
 
 async def test_stop_codon_is_a_warning_at_upload_and_422_for_fel(
     client: httpx.AsyncClient, token: str
 ) -> None:
-    uploaded = await upload(client, STOP_CODON, token)
-    assert uploaded.status_code == 201
-    warning = uploaded.json()["problems"][0]
+    uploaded = await stored(client, STOP_CODON, token)
+    warning = uploaded["problems"][0]
     assert (warning["code"], warning["severity"], warning["sequence"]) == (
         "stop_codon",
         "warning",
         "chimp",
     )
-    tree = (await upload(client, TREE, token, filename="t.nwk")).json()
+    tree = await stored(client, TREE, token, filename="t.nwk")
     started = await client.post(
         "/methods/fel-start",
         headers={"user_token": token},
-        json={"alignment": uploaded.json()["id"], "tree": tree["id"]},
+        json={"alignment": uploaded["id"], "tree": tree["id"]},
     )
     assert started.status_code == 422, started.text
     [problem] = started.json()["problems"]
@@ -217,8 +275,8 @@ async def test_stop_codon_is_a_warning_at_upload_and_422_for_fel(
 
 
 async def test_protein_to_fel_is_422(client: httpx.AsyncClient, token: str) -> None:
-    protein = (await upload(client, PROTEIN, token)).json()
-    assert protein["type"] == "protein"
+    protein = await stored(client, PROTEIN, token)
+    assert (protein["type"], protein["data_type"]) == ("alignment", "protein")
     started = await client.post(
         "/methods/fel-start", headers={"user_token": token}, json={"alignment": protein["id"]}
     )
@@ -232,8 +290,8 @@ async def test_protein_to_fel_is_422(client: httpx.AsyncClient, token: str) -> N
 
 
 async def test_mismatched_tree_is_422(client: httpx.AsyncClient, token: str) -> None:
-    alignment = (await upload(client, FASTA, token)).json()
-    tree = (await upload(client, "((human,chimp),(mouse,dog));", token, filename="t.nwk")).json()
+    alignment = await stored(client, FASTA, token)
+    tree = await stored(client, "((human,chimp),(mouse,dog));", token, filename="t.nwk")
     started = await client.post(
         "/methods/fel-start",
         headers={"user_token": token},
@@ -249,7 +307,7 @@ async def test_a_missing_tree_is_no_problem(make_client: Callable[..., Any]) -> 
     the only thing stopping this start is that this server has no HyPhy."""
     async for client in make_client(hyphy_binary="/nonexistent/hyphy"):
         token = await new_session(client)
-        alignment = (await upload(client, FASTA, token)).json()
+        alignment = await stored(client, FASTA, token)
         started = await client.post(
             "/methods/fel-start", headers={"user_token": token}, json={"alignment": alignment["id"]}
         )
@@ -258,7 +316,7 @@ async def test_a_missing_tree_is_no_problem(make_client: Callable[..., Any]) -> 
 
 
 async def test_unknown_method_and_bad_options(client: httpx.AsyncClient, token: str) -> None:
-    alignment = (await upload(client, NEXUS, token)).json()
+    alignment = await stored(client, NEXUS, token)
     headers = {"user_token": token}
     unknown = await client.post("/methods/nosuch-start", headers=headers, json={"alignment": "x"})
     assert unknown.status_code == 404 and "nosuch" in unknown.json()["error"]
@@ -284,7 +342,7 @@ async def test_unknown_method_and_bad_options(client: httpx.AsyncClient, token: 
     tree_as_alignment = await client.post(
         "/methods/fel-start",
         headers=headers,
-        json={"alignment": (await upload(client, TREE, token, filename="t.nwk")).json()["id"]},
+        json={"alignment": (await stored(client, TREE, token, filename="t.nwk"))["id"]},
     )
     assert tree_as_alignment.status_code == 400
     assert "is a tree" in tree_as_alignment.json()["details"]
@@ -302,8 +360,8 @@ async def test_too_large_is_413(make_client: Callable[..., Any]) -> None:
 
 async def test_list_get_include_content_delete(client: httpx.AsyncClient, token: str) -> None:
     headers = {"user_token": token}
-    first = (await upload(client, FASTA, token, filename="first.fas")).json()
-    second = (await upload(client, NEXUS, token, filename="second.nex")).json()
+    first = await stored(client, FASTA, token, filename="first.fas")
+    second = await stored(client, NEXUS, token, filename="second.nex")
     listed = (await client.get("/datasets", headers=headers)).json()["datasets"]
     assert {d["id"] for d in listed} == {first["id"], second["id"]}
     assert all("content" not in d for d in listed)
@@ -323,7 +381,7 @@ async def test_list_get_include_content_delete(client: httpx.AsyncClient, token:
 
 
 async def test_ownership_401_403_404(client: httpx.AsyncClient, token: str) -> None:
-    mine = (await upload(client, FASTA, token)).json()
+    mine = await stored(client, FASTA, token)
     other = {"user_token": await new_session(client)}
 
     assert (await client.get("/datasets")).status_code == 401
@@ -378,7 +436,7 @@ async def test_without_hyphy_health_is_unhealthy_and_jobs_say_why(
         assert health.status_code == 503
         assert health.json()["details"]["job_scheduler"] == "unhealthy"
         token = await new_session(client)
-        alignment = (await upload(client, NEXUS, token)).json()  # uploads still work
+        alignment = await stored(client, NEXUS, token)  # uploads still work
         started = await client.post(
             "/methods/fubar-start",
             headers={"user_token": token},
@@ -393,8 +451,8 @@ async def test_a_nexus_alignment_serves_as_its_own_tree(make_client: Callable[..
     async for client in make_client(hyphy_binary="/nonexistent/hyphy"):
         token = await new_session(client)
         headers = {"user_token": token}
-        nexus = (await upload(client, NEXUS, token, filename="a.nex")).json()
-        fasta = (await upload(client, FASTA, token)).json()
+        nexus = await stored(client, NEXUS, token, filename="a.nex")
+        fasta = await stored(client, FASTA, token)
         own = await client.post(
             "/methods/fel-start",
             headers=headers,
@@ -443,3 +501,108 @@ async def test_is_my_job_done_follows_unfinished_jobs_first(
     async with database.transaction() as db:
         await repository.delete_job(db, "jqueued")
     assert (await analyses.get_job(user_id, None))["job_id"] == "jdone2"
+
+
+# ---------------------------------------------------------------- pretty_print
+
+
+@pytest.mark.parametrize("value", ["true", "True", "1"])
+async def test_pretty_print_indents_the_same_json(
+    client: httpx.AsyncClient, token: str, value: str
+) -> None:
+    headers = {"user_token": token}
+    await stored(client, NEXUS, token, meta='{"name": "ünïcode", "type": "nexus"}')
+    plain = await client.get("/datasets", headers=headers)
+    pretty = await client.get("/datasets", headers=headers, params={"pretty_print": value})
+    assert pretty.status_code == plain.status_code == 200
+    assert pretty.json() == plain.json()
+    assert pretty.text == json.dumps(plain.json(), indent=2, ensure_ascii=False)
+    assert "\n" not in plain.text  # without the parameter: compact, as ever
+    assert int(pretty.headers["content-length"]) == len(pretty.content)
+
+
+async def test_pretty_print_everywhere_and_only_when_true(
+    client: httpx.AsyncClient, token: str
+) -> None:
+    headers = {"user_token": token}
+    uploaded = await client.post(
+        "/datasets", headers=headers, params={"pretty_print": "true"}, **upload_files(FASTA)
+    )
+    assert uploaded.status_code == 201 and uploaded.text.startswith('{\n  "datasets": [\n')
+    for path in ("/health", "/methods", "/jobs", "/chat"):
+        compact = await client.get(path, headers=headers, params={"pretty_print": "false"})
+        indented = await client.get(path, headers=headers, params={"pretty_print": "true"})
+        assert indented.json() == compact.json(), path
+        assert "\n" not in compact.text and indented.text.startswith("{\n  "), path
+    # errors too; other parameters are read as before
+    refused = await client.get("/datasets", params={"pretty_print": "true"})
+    assert refused.status_code == 401
+    assert refused.text == json.dumps(refused.json(), indent=2)
+    filtered = await client.get(
+        "/jobs", headers=headers, params={"status": "running", "pretty_print": "yes"}
+    )
+    assert filtered.text == '{\n  "jobs": []\n}'
+    # not the parameter, only a value that mentions it
+    other = await client.get("/jobs", headers=headers, params={"method": "pretty_print"})
+    assert other.status_code == 404 and "\n" not in other.text
+
+
+# ---------------------------------------------------------------- health
+
+
+async def test_health_says_whether_hyphy_analyses_can_run(
+    make_client: Callable[..., Any], tmp_path: Any
+) -> None:
+    """`datamonkey` (upstream's Health_details): healthy while the runner is up with a HyPhy
+    binary there; the binary gone, unhealthy. No HyPhy at all: unhealthy."""
+    binary = tmp_path / "hyphy"
+    binary.write_text("#!/bin/sh\nexit 0\n")
+    binary.chmod(0o755)
+    async for client in make_client(hyphy_binary=str(binary)):
+        details = (await client.get("/health")).json()["details"]
+        assert details["datamonkey"] == "healthy" and details["job_scheduler"] == "healthy"
+        assert set(details) >= {"database", "job_scheduler", "llm", "datamonkey", "rate_limits"}
+        binary.unlink()
+        health = await client.get("/health")
+        assert health.status_code == 503
+        assert health.json()["details"]["datamonkey"] == "unhealthy"
+    async for client in make_client(hyphy_binary="/nonexistent/hyphy"):
+        assert (await client.get("/health")).json()["details"]["datamonkey"] == "unhealthy"
+
+
+# ---------------------------------------------------------------- ids
+
+
+async def test_new_ids_start_with_a_letter_and_old_ids_still_work(
+    client: httpx.AsyncClient, app: Any, token: str
+) -> None:
+    """Conversations and datasets get letter-first alphanumeric ids (upstream's Hash); a
+    dataset stored with an old-style hex id (or a url-safe one) is still found by it."""
+    import jwt
+
+    from datamonkey_chat.storage import repository
+
+    headers = {"user_token": token}
+    letter_first = re.compile(r"[a-zA-Z][a-zA-Z0-9]{17}")
+    conversation = (await client.post("/chat", headers=headers, json={})).json()
+    assert letter_first.fullmatch(conversation["id"])
+    dataset = await stored(client, FASTA, token)
+    assert letter_first.fullmatch(dataset["id"])
+
+    user_id = jwt.decode(token, options={"verify_signature": False})["sub"]
+    for old_id in ("0123456789abcdef01234567", "Ab-_cd"):
+        async with app.state.database.session() as db:
+            row = await repository.get_dataset(db, dataset["id"])
+        assert row is not None and row.user_id == user_id
+        async with app.state.database.transaction() as db:
+            await repository.add_dataset(db, copy_row(row, id=old_id))
+        got = await client.get(f"/datasets/{old_id}", headers=headers)
+        assert got.status_code == 200 and got.json()["id"] == old_id
+        assert (await client.delete(f"/datasets/{old_id}", headers=headers)).status_code == 204
+
+
+def copy_row(row: Any, **changes: Any) -> Any:
+    from datamonkey_chat.storage.models import DatasetRow
+
+    columns = {c.key: getattr(row, c.key) for c in DatasetRow.__table__.columns}
+    return DatasetRow(**{**columns, **changes})

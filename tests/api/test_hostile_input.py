@@ -23,7 +23,7 @@ from fastapi import FastAPI
 
 from datamonkey_chat.api.app import create_app
 from datamonkey_chat.settings import Settings
-from tests.api.test_datasets_api import FASTA, upload
+from tests.api.test_datasets_api import FASTA, the_dataset, upload
 from tests.conftest import serve_in_process
 
 HOSTILE_FILES = {
@@ -122,7 +122,7 @@ async def test_one_client_flooding_uploads_does_not_stop_others(
         assert served.status_code == 201, served.text
         token = served.headers["X-Session-Token"]
         listed = await other.get("/datasets", headers={"user_token": token})
-        assert [d["id"] for d in listed.json()["datasets"]] == [served.json()["id"]]
+        assert [d["id"] for d in listed.json()["datasets"]] == [the_dataset(served)["id"]]
         assert (await upload(flooder, FASTA)).status_code == 201  # its turn came back
 
 

@@ -14,7 +14,7 @@ from datamonkey_chat.settings import Settings
 from datamonkey_chat.storage.group_commit import GroupInserter
 from datamonkey_chat.storage.models import ConversationRow
 from tests.api.test_chat_api import JSON, auth, new_session
-from tests.api.test_datasets_api import FASTA, upload
+from tests.api.test_datasets_api import FASTA, stored, upload
 from tests.conftest import open_client
 
 # Each as JSON carries it: `"\u0000"` and `"\ud800"` (a lone surrogate decodes from JSON).
@@ -91,7 +91,7 @@ async def test_a_nul_in_a_sequence_name_is_refused_not_stored(client: httpx.Asyn
 async def test_job_options_and_ids_are_refused(client: httpx.AsyncClient, bad: str):
     token, _ = await new_session(client)
     headers = {**JSON, "user_token": token}
-    alignment = (await upload(client, FASTA, token)).json()
+    alignment = await stored(client, FASTA, token)
     started = await client.post(
         "/methods/fel-start",
         headers=headers,

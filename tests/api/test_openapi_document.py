@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from openapi_spec_validator import validate
 
 from datamonkey_chat.api.app import create_app
@@ -26,6 +27,9 @@ from tests.contract.contract_docs import (
 
 Json = dict[str, Any]
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+UPSTREAM_SPEC = contract_file().parent / "datamonkey-api-1.2.0.yaml"
+# Answers that are not records: HyPhy's own JSON, downloaded as it is.
+RAW_JSON = frozenset({"downloadJobResult"})
 
 
 @pytest.fixture
@@ -125,7 +129,7 @@ def test_operations_match_chat_api_md(
 
 
 UPSTREAM_METHODS = load_upstream_methods().values()
-DATA_CHECKING_OPERATIONS = {"uploadDataset", *(m.start_operation for m in UPSTREAM_METHODS)}
+DATA_CHECKING_OPERATIONS = {"PostDataset", *(m.start_operation for m in UPSTREAM_METHODS)}
 
 
 def test_422_only_where_data_is_checked(document: Json) -> None:
@@ -142,13 +146,92 @@ def test_422_only_where_data_is_checked(document: Json) -> None:
     assert set(failed["required"]) == {"errors", "error", "code", "details", "problems"}
 
 
+# PostDataset starts a session too, like createConversation; upstream documents the token
+# of the two single-record reads as optional ("required if private": ours answer 401).
+TOKEN_OPTIONAL = ("createConversation", "PostDataset", "getDatasetById", "getJobById")
+
+
 def test_user_token_required_everywhere_but_create(document: Json) -> None:
     for op_id, (_, _, operation) in operations(document).items():
         for parameter in operation.get("parameters", []):
             if parameter["in"] == "header" and parameter["name"] == "user_token":
-                # uploadDataset starts a session too, like createConversation
-                optional = op_id in ("createConversation", "uploadDataset")
-                assert parameter["required"] is not optional, op_id
+                assert parameter["required"] is (op_id not in TOKEN_OPTIONAL), op_id
+
+
+def upstream_operations() -> dict[tuple[str, str], Json]:
+    """(METHOD, path) -> operation, from the upstream Datamonkey API 1.2.0 document."""
+    spec = yaml.safe_load(contract_file(UPSTREAM_SPEC).read_text())
+    return {
+        (method.upper(), path): operation
+        for path, item in spec["paths"].items()
+        for method, operation in item.items()
+        if method in METHODS
+    }
+
+
+def test_upstream_operations_keep_upstream_ids_token_and_pretty_print(document: Json) -> None:
+    """Every upstream operation we serve has upstream's operation id, its `user_token`
+    (required or not) and its `pretty_print`; Chat operations stay without it (ChatApi.md)."""
+    served = {(method, path): op for method, path, op in operations(document).values()}
+    upstream = upstream_operations()
+    ours = [key for key in upstream if key in served]
+    assert ("POST", "/datasets") in ours and ("GET", "/health") in ours
+    assert len(ours) >= len([k for k in upstream if not k[1].startswith("/visualizations")])
+    for key in ours:
+        theirs, mine = upstream[key], served[key]
+        assert mine["operationId"] == theirs["operationId"], key
+        their_params = {p["name"]: p for p in theirs.get("parameters", [])}
+        my_params = {p["name"]: p for p in mine.get("parameters", [])}
+        if "pretty_print" in their_params:
+            assert my_params["pretty_print"]["in"] == "query", key
+            assert my_params["pretty_print"]["schema"] == {"type": "boolean"}, key
+        if mine["tags"] == ["Chat"]:
+            assert "pretty_print" not in my_params, key
+        if "user_token" in their_params and "user_token" in my_params:
+            required = their_params["user_token"].get("required", False)
+            assert my_params["user_token"]["required"] is required, key
+
+
+def test_upstream_records_have_real_schemas(document: Json) -> None:
+    """Routes answer with prebuilt JSON (fast), yet the document shows upstream's records."""
+    ours = operations(document)
+    schemas = document["components"]["schemas"]
+    expected = {
+        ("PostDataset", "201"): "Datasets",
+        ("getDatasetsList", "200"): "Datasets",
+        ("getDatasetById", "200"): "Dataset",
+        ("getJobsList", "200"): "GetJobsList200Response",
+        ("getJobById", "200"): "JobStatus",
+        ("getMethodsList", "200"): "MethodsList",
+        ("getHealth", "200"): "Health",
+        ("getHealth", "503"): "Health",
+    }
+    for (op_id, status), name in expected.items():
+        content = ours[op_id][2]["responses"][status]["content"]["application/json"]
+        assert content["schema"] == {"$ref": f"#/components/schemas/{name}"}, op_id
+        assert schemas[name]["properties"], name
+    dataset = schemas["Dataset"]["properties"]
+    for name in ("id", "name", "description", "type", "created", "updated", "content"):
+        assert name in dataset, name
+    assert dataset["created"] == {"type": "string", "format": "date-time", **dataset["created"]}
+    assert dataset["id"]["pattern"] == "^[a-zA-Z0-9]+$"
+    assert {"kind", "data_type", "sequences", "problems"} <= set(dataset)  # ours, additive
+    assert schemas["Datasets"]["properties"]["datasets"]["items"] == {
+        "$ref": "#/components/schemas/Dataset"
+    }
+    details = schemas["Health"]["properties"]["details"]
+    details_schema = schemas[details["$ref"].rsplit("/", 1)[1]]["properties"]
+    for name in ("database", "job_scheduler", "llm", "datamonkey"):
+        assert details_schema[name]["enum"] == ["healthy", "unhealthy", "unknown"], name
+    job = schemas["JobStatus"]["properties"]
+    assert job["status"]["enum"] == ["queued", "running", "completed", "error"]
+    # every 2xx JSON answer of an upstream operation documents a schema, never `{}`
+    for op_id, (_, path, operation) in ours.items():
+        if path.startswith(("/datasets", "/jobs/{jobId}", "/health", "/methods")):
+            for status, response in operation["responses"].items():
+                media = response.get("content", {}).get("application/json")
+                if status.startswith("2") and media is not None and op_id not in RAW_JSON:
+                    assert media.get("schema"), (op_id, status)
 
 
 def test_response_schemas_and_names(document: Json) -> None:
@@ -243,7 +326,7 @@ def test_session_end_and_rate_limits_are_documented_beside_the_contract(document
     method, path, end = ours["endSession"]
     assert (method, path) == ("DELETE", "/session")
     assert end["tags"] == ["Sessions"] and set(end["responses"]) == {"204", "401"}
-    for op_id in ("uploadDataset", "startFELJob", "startSlatkinJob"):
+    for op_id in ("PostDataset", "startFELJob", "startSlatkinJob"):
         limited = ours[op_id][2]["responses"]["429"]
         assert limited["headers"]["Retry-After"]["schema"] == {"type": "integer"}
         schema = limited["content"]["application/json"]["schema"]

@@ -36,9 +36,9 @@ pytestmark = pytest.mark.contract
 API = "/api/v1"
 TOKEN_HEADER = "user_token"
 MAX_EXAMPLES = 25
-# createConversation and uploadDataset start a session when the token is missing or bad,
+# createConversation and PostDataset start a session when the token is missing or bad,
 # listMethods (the public catalog) and getHealth need none; the rest demand one.
-OPEN_OPERATIONS = {"createConversation", "getHealth", "uploadDataset", "getMethodsList"}
+OPEN_OPERATIONS = {"createConversation", "getHealth", "PostDataset", "getMethodsList"}
 FORGED_TOKEN = (
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
     "eyJzdWIiOiJzb21lb25lIiwiaWF0IjoxNzAwMDAwMDAwLCJleHAiOjQxMDAwMDAwMDB9."

@@ -648,7 +648,7 @@ def test_upload_by_picker_and_by_drop(page: Any, tmp_path: Path) -> None:
     assert "tiny.fasta" in note.inner_text()
     assert "3 sequences" in note.inner_text() and "5 codons" in note.inner_text()
 
-    # SCRIPTED RESPONSE: the datasets API accepts the file (the provisional shape).
+    # SCRIPTED RESPONSE: the datasets API accepts the file (upstream's Datasets shape).
     page.route(
         "**/api/v1/datasets",
         lambda route: route.fulfill(
@@ -656,12 +656,17 @@ def test_upload_by_picker_and_by_drop(page: Any, tmp_path: Path) -> None:
             content_type="application/json",
             body=json.dumps(
                 {
-                    "id": "ds1",
-                    "name": "tiny.fasta",
-                    "sequences": 3,
-                    "sites": 15,
-                    "codons": 5,
-                    "type": "nucleotide",
+                    "datasets": [
+                        {
+                            "id": "ds1",
+                            "name": "tiny.fasta",
+                            "sequences": 3,
+                            "sites": 15,
+                            "codons": 5,
+                            "type": "fasta",
+                            "data_type": "nucleotide",
+                        }
+                    ]
                 }
             )
             if route.request.method == "POST"

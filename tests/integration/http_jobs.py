@@ -19,7 +19,7 @@ def new_session(api: str, path: Path = INTEGRASE) -> tuple[dict[str, str], str]:
     with path.open("rb") as handle:
         response = httpx.post(f"{api}/datasets", files={"file": (path.name, handle)}, timeout=60)
     assert response.status_code == 201, response.text
-    return {"user_token": response.headers["X-Session-Token"]}, response.json()["id"]
+    return {"user_token": response.headers["X-Session-Token"]}, response.json()["datasets"][0]["id"]
 
 
 def upload(api: str, headers: dict[str, str], path: Path = INTEGRASE) -> str:
@@ -28,7 +28,7 @@ def upload(api: str, headers: dict[str, str], path: Path = INTEGRASE) -> str:
             f"{api}/datasets", files={"file": (path.name, handle)}, headers=headers, timeout=60
         )
     assert response.status_code == 201, response.text
-    dataset_id: str = response.json()["id"]
+    dataset_id: str = response.json()["datasets"][0]["id"]
     return dataset_id
 
 

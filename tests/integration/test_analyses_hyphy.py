@@ -80,7 +80,7 @@ async def upload(client: httpx.AsyncClient, path: Path, token: str | None = None
 
 async def session_with_integrase(client: httpx.AsyncClient) -> tuple[dict[str, str], str]:
     response = await upload(client, INTEGRASE)
-    return {"user_token": response.headers["X-Session-Token"]}, response.json()["id"]
+    return {"user_token": response.headers["X-Session-Token"]}, response.json()["datasets"][0]["id"]
 
 
 async def start(
@@ -202,7 +202,9 @@ async def test_protein_to_fel_is_rejected_precisely(client: httpx.AsyncClient) -
     response = await upload(client, PROTEIN)
     headers = {"user_token": response.headers["X-Session-Token"]}
     started = await client.post(
-        "/methods/fel-start", headers=headers, json={"alignment": response.json()["id"]}
+        "/methods/fel-start",
+        headers=headers,
+        json={"alignment": response.json()["datasets"][0]["id"]},
     )
     assert started.status_code == 422
     assert started.json()["problems"][0]["code"] == "wrong_data_type"

@@ -59,7 +59,11 @@ async def test_fel_through_rest_with_a_built_tree_and_downloads(tmp_path: Path) 
         started = await client.post(
             "/methods/fel-start",
             headers=headers,
-            json={"alignment": uploaded.json()["id"], "genetic_code": "Universal", "branches": []},
+            json={
+                "alignment": uploaded.json()["datasets"][0]["id"],
+                "genetic_code": "Universal",
+                "branches": [],
+            },
         )
         assert started.status_code == 200, started.text
         job_id = started.json()["job_id"]

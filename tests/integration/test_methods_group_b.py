@@ -208,7 +208,11 @@ async def test_gard_segments_become_datasets_the_user_owns(tmp_path: Path) -> No
         files = {"file": (fasta.name, fasta.read_bytes(), "text/plain")}
         uploaded = await client.post("/datasets", files=files)
         headers = {"user_token": uploaded.headers["X-Session-Token"]}
-        body = {"alignment": uploaded.json()["id"], "run_mode": "Faster", "max_breakpoints": 1}
+        body = {
+            "alignment": uploaded.json()["datasets"][0]["id"],
+            "run_mode": "Faster",
+            "max_breakpoints": 1,
+        }
         started = await client.post("/methods/gard-start", headers=headers, json=body)
         assert started.status_code == 200, started.text
         job_id = started.json()["job_id"]

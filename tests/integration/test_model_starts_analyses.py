@@ -59,7 +59,7 @@ async def open_api(settings: Settings, alignment: str) -> AsyncIterator[Api]:
             headers = {"user_token": uploaded.headers["X-Session-Token"]}
             chat = await client.post("/chat", headers=headers, json={})
             assert chat.status_code in (200, 201), chat.text
-            yield client, headers, chat.json()["id"], uploaded.json()["id"]
+            yield client, headers, chat.json()["id"], uploaded.json()["datasets"][0]["id"]
 
 
 def model_settings(

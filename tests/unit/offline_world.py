@@ -19,10 +19,12 @@ class FakeAnalyses:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, tuple[Any, ...]]] = []
         self.datasets: list[dict[str, Any]] = [
-            {"dataset_id": "ds1", "name": "hiv_env.fasta", "type": "nucleotide",
-             "sequences": 11, "codons": 288, "created_at": "2024-01-01T10:00:00Z"},
-            {"dataset_id": "ds2", "name": "flu_ha.nex", "type": "nucleotide",
-             "sequences": 20, "codons": 550, "created_at": "2024-02-01T10:00:00Z"},
+            {"dataset_id": "ds1", "name": "hiv_env.fasta", "type": "fasta", "kind": "alignment",
+             "data_type": "nucleotide", "sequences": 11, "codons": 288,
+             "created_at": "2024-01-01T10:00:00Z"},
+            {"dataset_id": "ds2", "name": "flu_ha.nex", "type": "my own label",
+             "kind": "alignment", "data_type": "nucleotide", "sequences": 20, "codons": 550,
+             "created_at": "2024-02-01T10:00:00Z"},
             {"dataset_id": "tr1", "name": "hiv_tree.nwk", "kind": "tree",
              "created_at": "2024-01-01T11:00:00Z"},
         ]  # fmt: skip

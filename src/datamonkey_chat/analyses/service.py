@@ -39,7 +39,7 @@ from datamonkey_chat.analyses.validation import (
     validate_tree,
 )
 from datamonkey_chat.catalog import MethodInfo, load_catalog, load_upstream_methods
-from datamonkey_chat.domain.clock import now_ms
+from datamonkey_chat.domain.clock import iso_utc, now_ms
 from datamonkey_chat.domain.errors import (
     ConflictError,
     ForbiddenError,
@@ -49,6 +49,7 @@ from datamonkey_chat.domain.errors import (
     UnavailableError,
     ValidationFailedError,
 )
+from datamonkey_chat.domain.ids import new_id
 from datamonkey_chat.domain.text import require_storable, require_storable_json
 from datamonkey_chat.settings import Settings
 from datamonkey_chat.storage import repository
@@ -116,6 +117,7 @@ class CheckedDataset:
     name: str
     description: str | None
     kind: str
+    meta_type: str | None  # the uploader's `type`, kept as given
     text: str
     size: int
     report: ValidationReport
@@ -135,13 +137,19 @@ def _problem_dicts(problems: list[Problem]) -> list[dict[str, object]]:
 
 
 def dataset_json(row: DatasetRow, include_content: bool = False) -> dict[str, Any]:
+    """Upstream's Dataset (id, name, description, type, created, updated, content) and our
+    facts beside it: `kind` (alignment or tree, as detected), `data_type`, counts..."""
     report = ValidationReport.model_validate_json(row.report)
+    created = iso_utc(row.created_ms)
     body: dict[str, Any] = {
         "id": row.id,
         "name": row.name,
         "description": row.description,
+        "type": row.meta_type if row.meta_type is not None else row.kind,
+        "created": created,
+        "updated": created,  # a dataset never changes
         "kind": row.kind,
-        "type": row.data_type if row.kind == "alignment" else "tree",
+        "data_type": row.data_type if row.kind == "alignment" else None,
         "format": row.format,
         "sequences": row.sequences,
         "sites": row.sites,
@@ -150,7 +158,6 @@ def dataset_json(row: DatasetRow, include_content: bool = False) -> dict[str, An
         "codon_ready": report.codon_ready if row.kind == "alignment" else None,
         "genetic_code": report.genetic_code if row.kind == "alignment" else None,
         "size": row.size_bytes,
-        "created": row.created_ms,
         "problems": _problem_dicts(report.problems),  # warnings only: errors were refused
     }
     if include_content:
@@ -175,12 +182,10 @@ def _refused(name: str, code: str, message: str) -> ValidationFailedError:
 
 
 def _kind(declared: str | None, text: str) -> str:
-    if declared:
-        kind = KIND_BY_TYPE.get(declared.strip().lower())
-        if kind is None:
-            raise AnalysisInputError(
-                f"meta.type '{declared}' is not one of: {', '.join(KIND_BY_TYPE)}"
-            )
+    """A type we know (alignment, tree, a format name) says what to parse; any other type
+    is the uploader's own word for it (upstream's `type` is free text): the content decides."""
+    kind = KIND_BY_TYPE.get(declared.strip().lower()) if declared else None
+    if kind is not None:
         return kind
     return "tree" if text.lstrip().startswith("(") else "alignment"
 
@@ -312,6 +317,7 @@ class AnalysesService:
         self._jobs_dir = settings.jobs_dir or settings.data_dir / "jobs"
         check_against_catalog(self._catalog)  # every runnable method has its module
         self._parsing = ParsePool.from_settings(settings)
+        self._executor = executor
         self._runner: JobRunner | None = None
         if executor is not None:
             cores = os.cpu_count() or 1
@@ -363,6 +369,19 @@ class AnalysesService:
     async def health(self) -> str:
         return "healthy" if self._runner is not None and self._runner.alive else "unhealthy"
 
+    def hyphy_health(self) -> str:
+        """Health's `datamonkey`: can this server run HyPhy analyses? The runner is up and,
+        for local runs, the HyPhy binary it was started with is still there (one stat).
+        Slurm's HyPhy lives on the compute nodes: the submitting runner is what we know."""
+        if self._runner is None or not self._runner.alive:
+            return "unhealthy"
+        executor = self._executor
+        if isinstance(executor, LocalHyPhyExecutor) and not (
+            executor.binary is not None and os.access(executor.binary, os.X_OK)
+        ):
+            return "unhealthy"
+        return "healthy"
+
     # ------------------------------------------------------------ datasets
 
     async def check_dataset(
@@ -385,7 +404,10 @@ class AnalysesService:
         name = str(meta.get("name") or filename or "dataset").strip()[:MAX_NAME_CHARS]
         text = _decode(data, name)
         declared = meta.get("type")
-        kind = _kind(str(declared) if declared is not None else None, text)
+        meta_type = str(declared) if declared is not None and str(declared).strip() else None
+        if meta_type is not None and len(meta_type) > MAX_NAME_CHARS:
+            raise AnalysisInputError(f"meta.type is over {MAX_NAME_CHARS} characters")
+        kind = _kind(meta_type, text)
         try:
             if kind == "tree":
                 report = await self._parsing.run(validate_tree, text, client=client)
@@ -404,6 +426,7 @@ class AnalysesService:
             name=name,
             description=str(description) if description else None,
             kind=kind,
+            meta_type=meta_type,
             text=text,
             size=len(data),
             report=report,
@@ -412,11 +435,12 @@ class AnalysesService:
     async def store_dataset(self, user_id: str, checked: CheckedDataset) -> dict[str, Any]:
         report = checked.report
         row = DatasetRow(
-            id=secrets.token_hex(12),
+            id=new_id(),
             user_id=user_id,
             name=checked.name,
             description=checked.description,
             kind=checked.kind,
+            meta_type=checked.meta_type,
             format=report.format,
             data_type=report.data_type,
             sequences=report.sequences,
@@ -549,7 +573,7 @@ class AnalysesService:
             raise HyPhyMissingError(HYPHY_MISSING)
         notes = inputs.tree_notes(report, tree_report, module.requirements.needs_tree)
         row = JobRow(
-            id=secrets.token_hex(12),
+            id=new_id(),
             user_id=user_id,
             method=info.id,
             alignment_id=alignment.id,

@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: access log lines, the exact case of X-Session-Token, body limits."""
+"""Pure ASGI middleware: access log lines, the exact case of X-Session-Token, upstream's
+`pretty_print`, body limits."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from urllib.parse import parse_qsl
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -17,6 +19,11 @@ access_log = logging.getLogger("datamonkey_chat.access")
 # Starlette lower-cases header names; the generated client reads response headers from a
 # case-sensitive dict, and upstream sends "X-Session-Token", so restore that spelling.
 EXACT_HEADER_NAMES = {b"x-session-token": b"X-Session-Token"}
+
+# Upstream's `pretty_print` query parameter, on every operation. Reads are hot: without the
+# parameter the only cost is this substring test on the raw query string.
+PRETTY_PRINT = b"pretty_print"
+TRUE_WORDS = frozenset({"true", "1", "yes", "on"})  # what FastAPI reads as a true boolean
 
 
 class WireMiddleware:
@@ -40,12 +47,56 @@ class WireMiddleware:
                 ]
             await send(message)
 
+        sender: Send = send_with_exact_headers
+        if PRETTY_PRINT in scope["query_string"] and _wants_pretty(scope["query_string"]):
+            sender = _pretty_json(send_with_exact_headers)
         try:
-            await self.app(scope, receive, send_with_exact_headers)
+            await self.app(scope, receive, sender)
         finally:
             elapsed_ms = (time.perf_counter() - started) * 1000
             # Method, path, status and time only: never headers (tokens) or bodies (messages).
             access_log.info("%s %s %d %.1fms", scope["method"], scope["path"], status, elapsed_ms)
+
+
+def _wants_pretty(query: bytes) -> bool:
+    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    return any(name == "pretty_print" and value.lower() in TRUE_WORDS for name, value in pairs)
+
+
+def _pretty_json(send: Send) -> Send:
+    """A sender that indents a JSON answer by 2 spaces (others pass unchanged)."""
+    start: Message | None = None
+    chunks: list[bytes] = []
+
+    async def send_pretty(message: Message) -> None:
+        nonlocal start
+        if message["type"] == "http.response.start":
+            headers = dict(message.get("headers", []))
+            # A 413 closing the connection goes out at once, not after its lingering close.
+            closing = headers.get(b"connection") == b"close"
+            if headers.get(b"content-type", b"").startswith(b"application/json") and not closing:
+                start = message  # held until the whole body is here
+                return
+        elif message["type"] == "http.response.body" and start is not None:
+            chunks.append(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            body = b"".join(chunks)
+            try:
+                body = orjson.dumps(orjson.loads(body), option=orjson.OPT_INDENT_2)
+            except orjson.JSONDecodeError:
+                pass  # not JSON after all: as it was
+            length = str(len(body)).encode()
+            start["headers"] = [
+                (name, length if name == b"content-length" else value)
+                for name, value in start.get("headers", [])
+            ]
+            await send(start)
+            start = None
+            message = {**message, "body": body}
+        await send(message)
+
+    return send_pretty
 
 
 # ---------------------------------------------------------------- request body limits

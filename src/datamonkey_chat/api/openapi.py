@@ -66,8 +66,53 @@ CONTRACT_OPERATIONS: dict[str, ContractOperation] = {
     ),
 }
 
-# Operations outside the contract whose `user_token` header is really optional.
-TOKEN_OPTIONAL_EXTENSIONS: frozenset[str] = frozenset({"uploadDataset"})
+# Operations outside the contract whose `user_token` header upstream documents as optional,
+# with upstream's description. Upload starts a session without one; the two reads answer 401
+# without one (this server has no public records), as upstream's "required if private" allows.
+TOKEN_OPTIONAL_EXTENSIONS: dict[str, str] = {
+    "PostDataset": "Token identifying the user. If not provided, a new session will be "
+    "created automatically.",
+    "getDatasetById": "Token identifying the user (required if dataset is private)",
+    "getJobById": "Token identifying the user (required if job is private)",
+}
+
+# The operations of the upstream Datamonkey API 1.2.0 besides Chat (whose contract has no
+# pretty_print): each documents upstream's `pretty_print` query parameter, which the wire
+# middleware honours on every route (api/middleware.py).
+UPSTREAM_OPERATIONS: frozenset[str] = frozenset(
+    {
+        "getHealth",
+        "getJobsList",
+        "getJobById",
+        "deleteJob",
+        "getDatasetsList",
+        "PostDataset",
+        "getDatasetById",
+        "deleteDataset",
+        "getVisualizationsList",
+        "createVisualization",
+        "getVisualization",
+        "updateVisualization",
+        "deleteVisualization",
+        "getMethodsList",
+        *(
+            operation
+            for method in load_upstream_methods().values()
+            for operation in (
+                method.start_operation,
+                method.result_operation,
+                method.result_by_request_operation,
+            )
+        ),
+    }
+)
+PRETTY_PRINT_PARAMETER: Json = {
+    "name": "pretty_print",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "boolean"},
+    "description": "Pretty print response",
+}
 
 # Descriptions of path parameters, wherever they appear.
 PATH_PARAMETER_DESCRIPTIONS = {"conversationId": "ID of the conversation"}
@@ -105,7 +150,7 @@ FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
 # Counted by api/rate_limits.py's middleware, which the routes cannot declare. The contract's
 # create and send are limited too, but their responses must stay the contract's (README).
 RATE_LIMITED_EXTENSIONS = frozenset(
-    {"uploadDataset", *(method.start_operation for method in load_upstream_methods().values())}
+    {"PostDataset", *(method.start_operation for method in load_upstream_methods().values())}
 )
 RATE_LIMITED_RESPONSE = {
     "description": "Too many requests from this session or address; retry after the "
@@ -200,6 +245,10 @@ def _shape_operation(operation: Json) -> None:
         operation.pop("description", None)  # the generator would print it under the summary
         operation.pop("security", None)
 
+    if operation.get("operationId") in UPSTREAM_OPERATIONS:
+        parameters = operation.setdefault("parameters", [])
+        if not any(p.get("name") == PRETTY_PRINT_PARAMETER["name"] for p in parameters):
+            parameters.insert(0, copy.deepcopy(PRETTY_PRINT_PARAMETER))  # first, as upstream
     for parameter in operation.get("parameters", []):
         _shape_parameter(parameter, operation.get("operationId", ""), contract)
 
@@ -252,7 +301,10 @@ def _shape_parameter(
             parameter["required"] = contract.token_required
             parameter["description"] = contract.token_description
         else:
-            parameter["required"] = operation_id not in TOKEN_OPTIONAL_EXTENSIONS
+            optional = TOKEN_OPTIONAL_EXTENSIONS.get(operation_id)
+            parameter["required"] = optional is None
+            if optional is not None:
+                parameter["description"] = optional
 
 
 def _request_body_schema(schema: Json) -> Json:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -102,9 +103,32 @@ class ServerError(BaseModel):
     details: str | None = None
 
 
-class HealthResponse(BaseModel):
-    status: str
-    details: dict[str, str]
+class Status(StrEnum):
+    healthy = "healthy"
+    unhealthy = "unhealthy"
+    unknown = "unknown"
+
+
+class Health_details(BaseModel):  # noqa: N801 -- upstream's schema name
+    """Upstream's four components; `rate_limits` (redis, in-process or off) is ours."""
+
+    model_config = ConfigDict(extra="allow")
+
+    database: Status | None = None
+    job_scheduler: Status | None = Field(default=None, description="The job queue's runner")
+    llm: Status | None = None
+    datamonkey: Status | None = Field(
+        default=None, description="Whether this server can run HyPhy analyses"
+    )
+    rate_limits: str | None = Field(
+        default=None,
+        description="Extension: where rate limits are counted: redis, in-process or off",
+    )
+
+
+class Health(BaseModel):
+    status: Status
+    details: Health_details
 
 
 class DataProblem(BaseModel):
@@ -138,6 +162,51 @@ DATA_PROBLEMS_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
+# ---------------------------------------------------------------- upstream's datasets
+
+# These describe answers that routes build as dicts (orjson, no validation on the hot
+# path): `response_model` documents them, a returned JSONResponse skips their validation.
+
+
+class Dataset(BaseModel):
+    """Upstream's Dataset (DatasetMeta + id, created, updated, content); the facts found
+    when the file was checked are ours, beside them."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(pattern=r"^[a-zA-Z0-9]+$")
+    name: str | None = None
+    description: str | None = None
+    type: str | None = Field(
+        default=None,
+        description="The `type` given in the upload's meta, unchanged; without one, `kind`",
+    )
+    created: datetime = Field(description="ISO 8601, UTC")
+    updated: datetime = Field(description="ISO 8601, UTC")
+    content: str | None = Field(
+        default=None, description="The file's text, only with `include_content=true`"
+    )
+    kind: Literal["alignment", "tree"] = Field(description="Extension: what the file holds")
+    data_type: str | None = Field(
+        default=None, description="Extension: nucleotide or protein (alignments)"
+    )
+    format: str | None = Field(default=None, description="Extension: fasta, nexus, phylip...")
+    sequences: int | None = Field(default=None, description="Extension")
+    sites: int | None = Field(default=None, description="Extension")
+    codons: int | None = Field(default=None, description="Extension")
+    has_tree: bool | None = Field(default=None, description="Extension: a NEXUS tree inside")
+    codon_ready: bool | None = Field(default=None, description="Extension")
+    genetic_code: str | None = Field(default=None, description="Extension")
+    size: int | None = Field(default=None, description="Extension: bytes")
+    problems: list[DataProblem] = Field(
+        default_factory=list, description="Extension: warnings found (errors are refused)"
+    )
+
+
+class Datasets(BaseModel):
+    datasets: list[Dataset]
+
+
 # ---------------------------------------------------------------- upstream's method shapes
 
 
@@ -152,6 +221,32 @@ class JobStatus(BaseModel):
     status: Literal["queued", "running", "completed", "error"]
     error_message: str | None = None
     method: str | None = Field(default=None, description="The HyPhy method used for this job")
+    id: str | None = Field(default=None, description="Extension: the same as job_id")
+    options: dict[str, Any] | None = Field(default=None, description="Extension: as checked")
+    progress: float | None = Field(default=None, description="Extension: 0 to 1")
+    stage: str | None = Field(default=None, description="Extension: what HyPhy is doing")
+    notes: list[str] | None = Field(default=None, description="Extension")
+    created: int | None = Field(default=None, description="Extension: Unix time in ms")
+    started: int | None = Field(default=None, description="Extension: Unix time in ms")
+    finished: int | None = Field(default=None, description="Extension: Unix time in ms")
+    summary: dict[str, Any] | None = Field(
+        default=None,
+        description="Extension, on GET /jobs/{jobId} once completed: the summary, plot data",
+    )
+
+
+class JobResult(JobStatus):
+    """A method's result (upstream's FelResult, BustedResult...: `job_id` and `result`), with
+    the job's status fields. `result` is HyPhy's JSON, not described further here."""
+
+    result: dict[str, Any] | None = Field(
+        default=None,
+        description="HyPhy's JSON (your sequence names restored), once the job completed",
+    )
+
+
+class GetJobsList200Response(BaseModel):
+    jobs: list[JobStatus]
 
 
 class MethodParameter(BaseModel):

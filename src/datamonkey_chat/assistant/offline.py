@@ -113,7 +113,10 @@ _VOCABULARY = (
     "epistasis list show cite jobs data help protein nucleotide synonymous analyse analyze"
 ).split()
 
-_JOB_ID = re.compile(r"\bjob\s*(?:id\s*)?[#:]?\s*([a-z0-9_-]*\d[a-z0-9_-]*)\b", re.IGNORECASE)
+# "job 5", "job id: X", "job #X"; an id may itself begin with "id" (ids are random letters).
+_JOB_ID = re.compile(
+    r"\bjob\s*(?:id(?=[\s#:])\s*)?[#:]?\s*([a-z0-9_-]*\d[a-z0-9_-]*)\b", re.IGNORECASE
+)
 _MAX_WORD = 24  # longer tokens are sequences or ids, not misspelt words
 
 
@@ -917,7 +920,7 @@ def _dataset_line(dataset: dict[str, Any]) -> str:
         for key, label in (("sequences", "sequences"), ("codons", "codons"), ("sites", "sites"))
         if dataset.get(key) is not None
     ]
-    kind = dataset.get("type")
+    kind = dataset.get("data_type") or dataset.get("kind")  # `type` is the uploader's word
     if kind:
         details.insert(0, str(kind))
     extra = f" ({', '.join(details)})" if details else ""

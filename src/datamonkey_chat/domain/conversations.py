@@ -30,6 +30,7 @@ from datamonkey_chat.domain.errors import (
     InvalidInputError,
     NotFoundError,
 )
+from datamonkey_chat.domain.ids import new_id
 from datamonkey_chat.domain.locks import KeyedLocks
 from datamonkey_chat.domain.paging import Cursors
 from datamonkey_chat.domain.read_cache import ReadCache
@@ -177,7 +178,7 @@ class ConversationService:
     async def create(self, user_id: str, title: str | None) -> Conversation:
         now = now_ms()
         conversation = Conversation(
-            id=secrets.token_urlsafe(18),
+            id=new_id(),
             title=clean_title(title) if title and title.strip() else None,
             created=now,
             updated=now,

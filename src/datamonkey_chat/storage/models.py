@@ -76,6 +76,7 @@ class DatasetRow(Base):
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
     kind: Mapped[str] = mapped_column(String(16))  # alignment | tree
+    meta_type: Mapped[str | None] = mapped_column(Text, nullable=True)  # the uploader's `type`
     format: Mapped[str | None] = mapped_column(String(16), nullable=True)
     data_type: Mapped[str | None] = mapped_column(String(16), nullable=True)
     sequences: Mapped[int] = mapped_column(Integer)

@@ -9,6 +9,8 @@ from datamonkey_chat.api.responses import JSONResponse
 from datamonkey_chat.api.routes.chat import UNAUTHORIZED
 from datamonkey_chat.api.schemas import (
     ForbiddenError,
+    GetJobsList200Response,
+    JobStatus,
     NotFoundError,
     ServerError,
 )
@@ -26,7 +28,8 @@ OWNED = {
     "",
     operation_id="getJobsList",
     summary="List the user's jobs, newest first",
-    responses={200: {"description": '`{"jobs": [...]}`'}, **UNAUTHORIZED},
+    response_model=GetJobsList200Response,
+    responses={200: {"description": "The user's jobs"}, **UNAUTHORIZED},
 )
 async def list_jobs(
     user_id: CurrentUser,
@@ -44,6 +47,7 @@ async def list_jobs(
     "/{jobId}",
     operation_id="getJobById",
     summary="A job's status and progress; when completed, its summary with plot data",
+    response_model=JobStatus,
     responses={200: {"description": "The job"}, **OWNED},
 )
 async def get_job(jobId: str, user_id: CurrentUser, analyses: Analyses) -> Response:  # noqa: N803
@@ -59,6 +63,7 @@ DOWNLOAD = {
 @jobs.get(
     "/{jobId}/table.csv",
     operation_id="downloadJobTable",
+    response_class=Response,  # CSV only: no default JSON answer in the document
     summary="A completed job's table: one row per site or branch, every column HyPhy reports",
     responses={200: {"content": {"text/csv": {}}, "description": "CSV"}, **DOWNLOAD},
 )

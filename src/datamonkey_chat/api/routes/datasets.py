@@ -19,6 +19,8 @@ from datamonkey_chat.api.responses import JSONResponse
 from datamonkey_chat.api.routes.chat import UNAUTHORIZED
 from datamonkey_chat.api.schemas import (
     DATA_PROBLEMS_RESPONSE,
+    Dataset,
+    Datasets,
     ForbiddenError,
     NotFoundError,
     ServerError,
@@ -54,14 +56,18 @@ def _meta(meta: str | None) -> dict[str, Any]:
 
 @router.post(
     "",
-    operation_id="uploadDataset",
+    operation_id="PostDataset",
     openapi_extra=TOKEN_HEADER_DOC,
     summary="Upload an alignment or tree",
     description="Multipart upload: `file` (FASTA, NEXUS, PHYLIP alignment or Newick tree) and "
     "optional `meta`, a JSON object string with `name`, `description` and `type` "
-    "(alignment, tree, or a format name). Like creating a conversation, a missing or invalid "
-    "token starts a new session, whose token comes back in the X-Session-Token header. " + REJECTED,
+    "(any text, returned unchanged; `alignment`, `tree` or a format name also says how to "
+    "parse the file, otherwise the content decides). Like creating a conversation, a "
+    "missing or invalid token starts a new session, whose token comes back in the "
+    "X-Session-Token header. "
+    'The answer is upstream\'s `Datasets`: `{"datasets": [the dataset]}`. ' + REJECTED,
     status_code=201,
+    response_model=Datasets,
     responses={
         201: {
             "description": "The dataset as stored",
@@ -90,14 +96,15 @@ async def upload_dataset(
     checked = await analyses.check_dataset(data, file.filename, _meta(meta), client=client)
     user_id, headers = await user_or_new_session(request)
     dataset = await analyses.store_dataset(user_id, checked)
-    return JSONResponse(dataset, status_code=201, headers=headers)
+    return JSONResponse({"datasets": [dataset]}, status_code=201, headers=headers)
 
 
 @router.get(
     "",
-    operation_id="listDatasets",
+    operation_id="getDatasetsList",
     summary="List the user's datasets, newest first",
-    responses={200: {"description": '`{"datasets": [...]}`'}, **UNAUTHORIZED},
+    response_model=Datasets,
+    responses={200: {"description": "The user's datasets"}, **UNAUTHORIZED},
 )
 async def list_datasets(user_id: CurrentUser, analyses: Analyses) -> Response:
     return JSONResponse({"datasets": await analyses.list_datasets(user_id)})
@@ -105,8 +112,9 @@ async def list_datasets(user_id: CurrentUser, analyses: Analyses) -> Response:
 
 @router.get(
     "/{datasetId}",
-    operation_id="getDataset",
+    operation_id="getDatasetById",
     summary="Get a dataset",
+    response_model=Dataset,
     responses={200: {"description": "The dataset"}, **OWNED},
 )
 async def get_dataset(

@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from datamonkey_chat.api.responses import JSONResponse
-from datamonkey_chat.api.schemas import HealthResponse
+from datamonkey_chat.api.schemas import Health
 
 router = APIRouter(tags=["Health"])
 
@@ -12,8 +12,8 @@ router = APIRouter(tags=["Health"])
     "/health",
     operation_id="getHealth",
     summary="Service health",
-    response_model=HealthResponse,
-    responses={503: {"model": HealthResponse, "description": "A component is unhealthy"}},
+    response_model=Health,
+    responses={503: {"model": Health, "description": "A component is unhealthy"}},
 )
 async def health(request: Request) -> JSONResponse:
     state = request.app.state
@@ -22,6 +22,7 @@ async def health(request: Request) -> JSONResponse:
         "database": "healthy" if await state.database.ping() else "unhealthy",
         "llm": await state.assistant.health(),
         "job_scheduler": await analyses.health() if analyses is not None else "unknown",
+        "datamonkey": analyses.hyphy_health() if analyses is not None else "unknown",
     }
     if "unhealthy" in details.values():
         status = "unhealthy"

@@ -26,6 +26,7 @@ from datamonkey_chat.api.routes.chat import UNAUTHORIZED
 from datamonkey_chat.api.schemas import (
     DATA_PROBLEMS_RESPONSE,
     ForbiddenError,
+    JobResult,
     JobStatus,
     MethodsList,
     NotFoundError,
@@ -167,6 +168,8 @@ def _result_by_request(method_id: str) -> Endpoint:
 
 def add_method_routes(method_id: str, upstream: UpstreamMethod) -> None:
     request_model(method_id, upstream.request_schema)
+    # Upstream's result schema name, for the document only (the route answers prebuilt JSON)
+    result_model = create_model(upstream.result_schema, __base__=JobResult)
     body = _documented_body(upstream.request_schema)
     base = f"/{upstream.path}"
     tags: list[str | Any] = [upstream.tag]
@@ -193,6 +196,7 @@ def add_method_routes(method_id: str, upstream: UpstreamMethod) -> None:
         description="`{job_id, result}`; `result` (HyPhy's JSON, your sequence names "
         "restored) is present once the job completed; `status` and `summary` are additive.",
         tags=tags,
+        response_model=result_model,
         responses={200: {"description": "The job and its result"}, **RESULT_ERRORS},
     )
     router.add_api_route(
@@ -204,6 +208,7 @@ def add_method_routes(method_id: str, upstream: UpstreamMethod) -> None:
         summary=f"The newest {upstream.tag} job with these datasets and options",
         description="404 when no job of yours matches the request's datasets and options.",
         tags=tags,
+        response_model=result_model,
         responses={200: {"description": "The job and its result"}, **RESULT_ERRORS},
     )
 

@@ -30,7 +30,8 @@ function datasetFacts(dataset) {
   const sequences = pick("sequences", "num_sequences", "sequence_count", "n_sequences");
   const sites = pick("sites", "num_sites", "length", "n_sites");
   const codons = pick("codons", "num_codons", "n_codons");
-  const type = pick("type", "alphabet", "data_type");
+  // data_type (nucleotide, protein) before `type`, which is the uploader's own word
+  const type = pick("data_type", "alphabet", "type");
   if (sequences !== undefined) facts.push(`${sequences} sequences`);
   if (sites !== undefined) facts.push(`${sites} sites`);
   if (codons !== undefined) facts.push(`${codons} codons`);
@@ -46,7 +47,8 @@ export async function upload(file) {
   form.append("file", file, file.name);
   form.append("meta", JSON.stringify({ name: file.name }));
   try {
-    const dataset = await apiJson("/datasets", { method: "POST", body: form });
+    const body = await apiJson("/datasets", { method: "POST", body: form });
+    const dataset = (Array.isArray(body?.datasets) ? body.datasets[0] : body) || {}; // upstream's Datasets
     const id = String(dataset.id ?? dataset.dataset_id ?? "");
     const name = dataset.name || file.name;
     const actions = h("div", { class: "dataset-actions" });
