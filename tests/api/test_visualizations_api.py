@@ -393,3 +393,48 @@ async def test_the_document_has_upstreams_operations(client: httpx.AsyncClient) 
     assert set(schemas["CreateVisualizationRequest"]["required"]) == {"job_id", "title", "spec"}
     assert "UpdateVisualizationRequest" in schemas and "InvalidDataError" in schemas
     assert operations["deleteVisualization"][2]["responses"].keys() >= {"204", "403", "404"}
+
+
+async def test_jobs_completed_before_the_migration_get_their_plots(database_url: str) -> None:
+    """Revision 0007 saves the plots of jobs that completed before it, as completion does."""
+    from alembic import command
+    from sqlalchemy import Connection
+
+    from datamonkey_chat.analyses.visualizations import VisualizationService, generated_id
+    from datamonkey_chat.storage.db import Database, alembic_config
+
+    def upgrade_to(revision: str) -> Any:
+        def run(connection: Connection) -> None:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+
+        return run
+
+    database = Database(database_url)
+    try:
+        async with database.engine.begin() as connection:
+            await connection.run_sync(upgrade_to("0006_paging"))
+        summary = json.dumps({"summary_text": "done", "plots": [PLOT, "not a plot", PLOT]})
+        async with database.transaction() as db:
+            for job_id, status in (("old1", "completed"), ("old2", "error")):
+                await repository.add_job(
+                    db,
+                    JobRow(
+                        id=job_id, user_id="u1", method="fel", alignment_id="aln", tree_id=None,
+                        options="{}", status=status, progress=1.0, attempts=1,
+                        summary=summary, created_ms=5, finished_ms=10,
+                    ),
+                )  # fmt: skip
+        await database.migrate()
+        async with database.session() as db:
+            rows = await repository.list_visualizations(db, "u1", None, None)
+        assert [(r.id, r.job_id, r.title) for r in rows] == [
+            (generated_id("old1", 0), "old1", PLOT["title"]),
+            (generated_id("old1", 2), "old1", PLOT["title"]),
+        ]
+        assert json.loads(rows[0].spec) == PLOT and rows[0].dataset_id == "aln"
+        # the hook finds them saved already
+        assert await VisualizationService(database).save_job_plots("old1") == 0
+    finally:
+        await database.dispose()
