@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from datamonkey_chat.api.deps import CurrentUser, Visualizations
 from datamonkey_chat.api.responses import JSONResponse
-from datamonkey_chat.api.routes.chat import UNAUTHORIZED
+from datamonkey_chat.api.routes.chat import UNAUTHORIZED, Responses
 from datamonkey_chat.api.schemas import (
     CreateVisualizationRequest,
     ForbiddenError,
@@ -26,8 +26,10 @@ from datamonkey_chat.domain.errors import InvalidDataError as InvalidData
 
 router = APIRouter(prefix="/visualizations", tags=["Visualizations"])
 
-BAD_DATA = {400: {"model": InvalidDataError, "description": "Bad Request - Invalid data"}}
-OWNED = {
+BAD_DATA: Responses = {
+    400: {"model": InvalidDataError, "description": "Bad Request - Invalid data"}
+}
+OWNED: Responses = {
     **UNAUTHORIZED,
     403: {
         "model": ForbiddenError,
