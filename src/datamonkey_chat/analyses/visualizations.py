@@ -287,7 +287,7 @@ class VisualizationService:
             if dataset is None or not secrets.compare_digest(dataset.user_id, user_id):
                 problems.add("dataset_id", f"You have no dataset {dataset_id}")
 
-    async def list(
+    async def list_visualizations(
         self, user_id: str, job_id: str | None = None, dataset_id: str | None = None
     ) -> list[dict[str, Any]]:
         """The user's visualizations, oldest first, optionally of one job and/or dataset."""

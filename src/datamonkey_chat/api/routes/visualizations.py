@@ -94,7 +94,7 @@ async def list_visualizations(
     job_id: str | None = Query(default=None, description="Filter visualizations by job ID"),
     dataset_id: str | None = Query(default=None, description="Filter visualizations by dataset ID"),
 ) -> Response:
-    found = await visualizations.list(user_id, job_id, dataset_id)
+    found = await visualizations.list_visualizations(user_id, job_id, dataset_id)
     return JSONResponse({"visualizations": found})
 
 
