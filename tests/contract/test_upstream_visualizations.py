@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import subprocess
 import sys
 from collections.abc import Iterator
 from types import ModuleType
@@ -23,7 +22,7 @@ from datamonkey_chat.storage import repository
 from datamonkey_chat.storage.models import JobRow
 from tests.conftest import serve_in_process
 from tests.contract.contract_docs import CONTRACT_DIR, contract_file
-from tests.contract.generated_client import generator_command, install
+from tests.contract.generated_client import generate, install
 
 pytestmark = pytest.mark.contract
 
@@ -33,14 +32,8 @@ PLOT = {"mark": "bar", "title": "The job's own plot"}
 @pytest.fixture(scope="module")
 def upstream_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
     workdir = tmp_path_factory.mktemp("upstream")
-    command = generator_command()
-    command[-1] = "--additional-properties=library=asyncio,packageName=upstream_client"
     spec = contract_file(CONTRACT_DIR / "datamonkey-api-1.2.0.yaml")
-    out = workdir / "client"
-    result = subprocess.run(
-        [*command, "-i", str(spec), "-o", str(out)], capture_output=True, text=True, timeout=600
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    out = generate(spec, workdir / "client", package="upstream_client")
     site = install(out, workdir / "site")
     sys.path.insert(0, str(site))
     try:
