@@ -38,6 +38,7 @@ from datamonkey_chat.analyses.validation import (
     validate_alignment,
     validate_tree,
 )
+from datamonkey_chat.analyses.visualizations import VisualizationService
 from datamonkey_chat.catalog import MethodInfo, load_catalog, load_upstream_methods
 from datamonkey_chat.domain.clock import iso_utc, now_ms
 from datamonkey_chat.domain.errors import (
@@ -319,6 +320,7 @@ class AnalysesService:
         self._parsing = ParsePool.from_settings(settings)
         self._executor = executor
         self._runner: JobRunner | None = None
+        self.visualizations = VisualizationService(database)
         if executor is not None:
             cores = os.cpu_count() or 1
             self._runner = JobRunner(
@@ -331,7 +333,7 @@ class AnalysesService:
                 time_limit_seconds=settings.job_time_limit_seconds,
                 poll_seconds=settings.job_poll_seconds,
                 heartbeat_seconds=settings.job_heartbeat_seconds,
-                on_completed=self._store_derived_datasets,
+                on_completed=self._after_completion,
             )
 
     @classmethod
@@ -480,9 +482,11 @@ class AnalysesService:
         return dataset_json(row, include_content)
 
     async def delete_dataset(self, user_id: str, dataset_id: str) -> None:
-        """Jobs that used the dataset keep their results; queued ones fail with a reason."""
+        """Jobs that used the dataset keep their results (queued ones fail with a reason);
+        the visualizations that name the dataset go with it."""
         async with self._database.transaction() as db:
             await self._owned_dataset(db, user_id, dataset_id)
+            await repository.delete_visualizations(db, user_id, dataset_id=dataset_id)
             await repository.delete_dataset(db, dataset_id)
 
     @staticmethod
@@ -634,6 +638,15 @@ class AnalysesService:
             names=planned.inputs.names,
         )
 
+    async def _after_completion(self, job_id: str) -> None:
+        """What follows from a stored result: its plots kept as the job's visualizations,
+        then the datasets it produces (each a failure of its own, logged)."""
+        try:
+            await self.visualizations.save_job_plots(job_id)
+        except Exception:
+            log.exception("the plots of job %s were not saved as visualizations", job_id)
+        await self._store_derived_datasets(job_id)
+
     async def _store_derived_datasets(self, job_id: str) -> None:
         """Datasets a finished job produces (GARD's segments), owned by the job's user."""
         async with self._database.session() as db:
@@ -750,7 +763,8 @@ class AnalysesService:
         raise AnalysisNotFoundError(f"No {module.name} job of yours has these datasets and options")
 
     async def delete_job(self, user_id: str, job_id: str) -> None:
-        """Cancel the job if it is queued or running, then delete it and its files."""
+        """Cancel the job if it is queued or running, then delete it, its visualizations and
+        its files."""
         row = await self._job(user_id, job_id)
         if row.status in ACTIVE:
             async with self._database.transaction() as db:
@@ -758,6 +772,7 @@ class AnalysesService:
             if self._runner is not None:
                 await self._runner.kill(row.id, row.slurm_job_id)
         async with self._database.transaction() as db:
+            await repository.delete_visualizations(db, user_id, job_id=row.id)
             await repository.delete_job(db, row.id)
         if self._jobs_dir is not None:
             await asyncio.to_thread(shutil.rmtree, self._jobs_dir / row.id, True)

@@ -15,7 +15,15 @@ from datamonkey_chat.api.openapi import install_openapi
 from datamonkey_chat.api.rate_limits import RateLimitMiddleware, RateLimits
 from datamonkey_chat.api.responses import JSONResponse
 from datamonkey_chat.api.routes import analyses as analyses_routes
-from datamonkey_chat.api.routes import chat, datasets, health, methods, session, web
+from datamonkey_chat.api.routes import (
+    chat,
+    datasets,
+    health,
+    methods,
+    session,
+    visualizations,
+    web,
+)
 from datamonkey_chat.api.routes.web import install_docs
 from datamonkey_chat.assistant.base import Assistant
 from datamonkey_chat.domain.conversations import ConversationService
@@ -99,10 +107,15 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         datasets.router,
         methods.router,
         analyses_routes.jobs,
+        visualizations.router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(web.router)  # the chat page at / and /static (not in the OpenAPI doc)
-    install_openapi(app, API_PREFIX, extra_schemas=methods.request_schemas)
+    install_openapi(
+        app,
+        API_PREFIX,
+        extra_schemas=lambda: {**methods.request_schemas(), **visualizations.request_schemas()},
+    )
     install_docs(app, f"{API_PREFIX}/docs")
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limits(settings, API_PREFIX))
     app.add_middleware(RateLimitMiddleware, prefix=API_PREFIX)  # counts before bodies are read

@@ -13,6 +13,7 @@ from datamonkey_chat.domain.sessions import SessionService
 
 if TYPE_CHECKING:
     from datamonkey_chat.analyses.service import AnalysesService
+    from datamonkey_chat.analyses.visualizations import VisualizationService
 
 TOKEN_HEADER = "user_token"
 SESSION_HEADER = "X-Session-Token"  # a new session's token, in upstream's exact case
@@ -52,6 +53,11 @@ def session_service(request: Request) -> SessionService:
 
 def analyses(request: Request) -> AnalysesService:
     service: AnalysesService = request.app.state.analyses
+    return service
+
+
+def visualization_service(request: Request) -> VisualizationService:
+    service: VisualizationService = request.app.state.analyses.visualizations
     return service
 
 
@@ -107,3 +113,4 @@ async def user_or_new_session(request: Request) -> tuple[str, dict[str, str]]:
 
 CurrentUser = Annotated[str, Depends(current_user)]
 Analyses = Annotated["AnalysesService", Depends(analyses)]
+Visualizations = Annotated["VisualizationService", Depends(visualization_service)]

@@ -55,6 +55,17 @@ def validation_failed(exc: errors.ValidationFailedError) -> JSONResponse:
     return JSONResponse(body, status_code=422)
 
 
+def invalid_data(exc: errors.InvalidDataError) -> JSONResponse:
+    """400 with upstream's InvalidDataError (`errors`) and our ServerError fields beside it."""
+    body = {
+        "errors": exc.errors,
+        "error": "Invalid request",
+        "code": "invalid_data",
+        "details": exc.message,
+    }
+    return JSONResponse(body, status_code=400)
+
+
 def domain_error_response(exc: errors.DomainError) -> JSONResponse:
     if isinstance(exc, errors.UnauthorizedError):
         return unauthorized(exc.message)
@@ -64,6 +75,8 @@ def domain_error_response(exc: errors.DomainError) -> JSONResponse:
         return not_found(exc.message)
     if isinstance(exc, errors.ValidationFailedError):
         return validation_failed(exc)
+    if isinstance(exc, errors.InvalidDataError):
+        return invalid_data(exc)
     if isinstance(exc, errors.TooLargeError):
         return server_error(413, "Request too large", "too_large", exc.message)
     if isinstance(exc, errors.ConflictError):

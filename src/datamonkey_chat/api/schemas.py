@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
 
 from datamonkey_chat.domain.text import require_storable
 
@@ -275,3 +275,86 @@ class MethodEntry(BaseModel):
 
 class MethodsList(BaseModel):
     methods: list[MethodEntry]
+
+
+# ---------------------------------------------------------------- upstream's visualizations
+
+
+class InvalidDataError(BaseModel):
+    """400: upstream's InvalidDataError, one `{field, message}` per problem; the rest is ours."""
+
+    errors: list[InvalidDataErrorItem]
+    error: str | None = None
+    code: str | None = None
+    details: str | None = None
+
+
+class Visualization_metadata(BaseModel):  # noqa: N801 (upstream's schema name)
+    """Additional metadata about the visualization."""
+
+    model_config = ConfigDict(extra="allow")
+
+    library: str | None = Field(default=None, description="Visualization library used")
+    generated_by: str | None = Field(
+        default=None,
+        description="Tool or method that generated this visualization; this server's own "
+        "plots of a job say `datamonkey-chat:<method>`",
+    )
+    prompt: str | None = Field(
+        default=None, description="Original prompt used to generate the visualization"
+    )
+
+
+class Visualization(BaseModel):
+    viz_id: str = Field(description="Unique identifier for the visualization")
+    job_id: str = Field(description="Job ID associated with this visualization")
+    dataset_id: str | None = Field(
+        default=None, description="Dataset ID associated with this visualization (optional)"
+    )
+    title: str = Field(description="Title of the visualization")
+    description: str | None = Field(
+        default=None, description="Description of what the visualization shows"
+    )
+    spec: dict[str, Any] = Field(description="The Vega-Lite visualization specification")
+    config: dict[str, Any] | None = Field(
+        default=None, description="Additional configuration options"
+    )
+    metadata: Visualization_metadata | None = None
+    created_at: AwareDatetime | None = Field(
+        default=None, description="Timestamp when the visualization was created"
+    )
+    updated_at: AwareDatetime | None = Field(
+        default=None, description="Timestamp when the visualization was last updated"
+    )
+
+
+class Visualizations(BaseModel):
+    visualizations: list[Visualization] | None = None
+
+
+class CreateVisualizationRequest(BaseModel):
+    job_id: str = Field(description="Job ID to associate with this visualization")
+    dataset_id: str | None = Field(
+        default=None, description="Dataset ID to associate with this visualization (optional)"
+    )
+    title: str = Field(description="Title of the visualization")
+    description: str | None = Field(
+        default=None, description="Description of what the visualization shows"
+    )
+    spec: dict[str, Any] = Field(description="The Vega-Lite visualization specification")
+    config: dict[str, Any] | None = Field(
+        default=None, description="Additional configuration options"
+    )
+    metadata: dict[str, Any] | None = Field(
+        default=None, description="Additional metadata about the visualization"
+    )
+
+
+class UpdateVisualizationRequest(BaseModel):
+    title: str | None = Field(default=None, description="Updated title of the visualization")
+    description: str | None = Field(default=None, description="Updated description")
+    spec: dict[str, Any] | None = Field(
+        default=None, description="Updated Vega-Lite visualization specification"
+    )
+    config: dict[str, Any] | None = Field(default=None, description="Updated configuration options")
+    metadata: dict[str, Any] | None = Field(default=None, description="Updated metadata")

@@ -53,3 +53,12 @@ class ValidationFailedError(InvalidInputError, ValueError):
     def __init__(self, message: str, problems: list[dict[str, object]]) -> None:
         super().__init__(message)
         self.problems = problems
+
+
+class InvalidDataError(InvalidInputError, ValueError):
+    """A request body's fields are unacceptable (400, upstream's InvalidDataError):
+    `errors` is one `{field, message}` per problem."""
+
+    def __init__(self, message: str, errors: list[dict[str, str]]) -> None:
+        super().__init__(message)
+        self.errors = errors

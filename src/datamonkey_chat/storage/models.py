@@ -119,3 +119,25 @@ class JobRow(Base):
     created_ms: Mapped[int] = mapped_column(BigInteger)
     started_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     finished_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class VisualizationRow(Base):
+    """A Vega-Lite chart of a job's results (upstream's Visualization): one a client stored,
+    or one of the job's own plots saved when it completed. spec, config and metadata are
+    JSON objects as text."""
+
+    __tablename__ = "visualizations"
+    __table_args__ = (Index("ix_visualizations_user_job", "user_id", "job_id"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[str] = mapped_column(String(64))
+    dataset_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    spec: Mapped[str] = mapped_column(Text)
+    config: Mapped[str] = mapped_column(Text)
+    # `metadata` is the declarative base's own attribute; the column keeps upstream's name.
+    meta: Mapped[str] = mapped_column("metadata", Text)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    updated_ms: Mapped[int] = mapped_column(BigInteger)

@@ -15,6 +15,7 @@ from datamonkey_chat.storage.models import (
     JobRow,
     MessageRow,
     SessionRow,
+    VisualizationRow,
 )
 from datamonkey_chat.storage.text import storable
 
@@ -426,3 +427,66 @@ async def recover_job(
         .values(**values)
     )
     return _rowcount(result) == 1
+
+
+# ---------------------------------------------------------------- visualizations
+
+
+async def add_visualization(db: AsyncSession, row: VisualizationRow) -> None:
+    db.add(row)
+    await db.flush()  # a duplicate id fails here, inside the caller's transaction
+
+
+async def get_visualization(db: AsyncSession, viz_id: str) -> VisualizationRow | None:
+    if not storable(viz_id):  # no row can have it, and PostgreSQL would refuse the query
+        return None
+    return await db.get(VisualizationRow, viz_id)
+
+
+async def list_visualizations(
+    db: AsyncSession, user_id: str, job_id: str | None, dataset_id: str | None
+) -> list[VisualizationRow]:
+    """The user's visualizations, oldest first; the (user_id, job_id) index serves it."""
+    v = VisualizationRow
+    query = select(v).where(v.user_id == user_id).order_by(v.created_ms, v.id)
+    for column, value in ((v.job_id, job_id), (v.dataset_id, dataset_id)):
+        if value is not None and not storable(value):
+            return []
+        if value is not None:
+            query = query.where(column == value)
+    return list((await db.scalars(query)).all())
+
+
+async def existing_visualization_ids(db: AsyncSession, ids: list[str]) -> set[str]:
+    if not ids:
+        return set()
+    query = select(VisualizationRow.id).where(VisualizationRow.id.in_(ids))
+    return set((await db.scalars(query)).all())
+
+
+async def update_visualization(
+    db: AsyncSession, viz_id: str, user_id: str, values: dict[str, Any]
+) -> bool:
+    result = await db.execute(
+        update(VisualizationRow)
+        .where(VisualizationRow.id == viz_id, VisualizationRow.user_id == user_id)
+        .values(**values)
+    )
+    return _rowcount(result) == 1
+
+
+async def delete_visualization(db: AsyncSession, viz_id: str) -> None:
+    await db.execute(delete(VisualizationRow).where(VisualizationRow.id == viz_id))
+
+
+async def delete_visualizations(
+    db: AsyncSession, user_id: str, *, job_id: str | None = None, dataset_id: str | None = None
+) -> None:
+    """A job's or a dataset's visualizations (the user's only: ids are per user)."""
+    v = VisualizationRow
+    query = delete(v).where(v.user_id == user_id)
+    query = query.where(v.job_id == job_id) if job_id is not None else query
+    query = query.where(v.dataset_id == dataset_id) if dataset_id is not None else query
+    if job_id is None and dataset_id is None:
+        raise ValueError("name the job or the dataset whose visualizations to delete")
+    await db.execute(query)

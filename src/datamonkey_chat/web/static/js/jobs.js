@@ -2,11 +2,12 @@
 
 import { api, apiJson } from "./api.js";
 import { h, renderMarkdown } from "./dom.js";
-import { drawPlot, drawServerPlots, plotSpec, setLegendColumns } from "./plots.js";
+import { drawPlot, drawServerPlots, drawVisualizations, plotSpec, setLegendColumns } from "./plots.js";
 import { els } from "./state.js";
 
 const POLL_MIN_MS = 1500;
 const POLL_MAX_MS = 10000;
+const OUR_PLOTS = "datamonkey-chat:"; // metadata.generated_by of the server's own plots
 
 export function addJobCard(shell, jobId, method) {
   if (els.messages.querySelector(`.job-card[data-job-id="${CSS.escape(jobId)}"]`)) return;
@@ -16,6 +17,7 @@ export function addJobCard(shell, jobId, method) {
   const detail = h("p", { class: "job-detail", text: "Waiting for the job’s status…" });
   const summary = h("div", { class: "job-summary" });
   const plot = h("div", { class: "job-plot" });
+  const visualizations = h("div", { class: "job-plot job-visualizations" });
   const card = h(
     "div",
     { class: "job-card", dataset: { jobId, testid: "job-card" } },
@@ -24,9 +26,10 @@ export function addJobCard(shell, jobId, method) {
     detail,
     summary,
     plot,
+    visualizations,
   );
   shell.body.append(card);
-  pollJob({ card, status, bar, progress, detail, summary, plot, method }, jobId);
+  pollJob({ card, status, bar, progress, detail, summary, plot, visualizations, method }, jobId);
 }
 
 function progressOf(job) {
@@ -108,6 +111,20 @@ function showJobResult(view, job) {
     if (spec) drawPlot(view.plot, spec);
   }
   showDownloads(view, job);
+  showVisualizations(view, job.id || job.job_id);
+}
+
+/* Charts other clients stored for this job; the server's own plots are drawn above. */
+async function showVisualizations(view, jobId) {
+  try {
+    const body = await apiJson(`/visualizations?job_id=${encodeURIComponent(jobId)}`);
+    const theirs = (Array.isArray(body.visualizations) ? body.visualizations : []).filter(
+      (v) => v && v.spec && typeof v.spec === "object" && !String(v.metadata?.generated_by || "").startsWith(OUR_PLOTS),
+    );
+    if (theirs.length) drawVisualizations(view.visualizations, theirs);
+  } catch {
+    /* an older server without visualizations: the job's own plots are enough */
+  }
 }
 
 /* Downloads need the session header, so they are fetched and handed over as a blob. */

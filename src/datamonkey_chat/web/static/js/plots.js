@@ -144,6 +144,17 @@ export function drawServerPlots(container, specs) {
   }
 }
 
+/* Visualizations a client stored for the job (upstream's Visualizations API), titled. */
+export function drawVisualizations(container, visualizations) {
+  container.replaceChildren();
+  for (const viz of visualizations) {
+    const box = h("div", { class: "job-plot-item" });
+    const item = h("div", { class: "job-visualization", dataset: { testid: "job-visualization", vizId: viz.viz_id } }, h("p", { class: "job-visualization-title", text: String(viz.title || "") }), box);
+    container.append(item);
+    drawPlot(box, { ...viz.spec, config: { ...chartConfig(), ...(viz.spec.config || {}), ...(viz.config || {}) } });
+  }
+}
+
 export async function drawPlot(container, spec) {
   if (!window.vegaEmbed || !window.vega || !window.vega.expressionInterpreter) {
     container.replaceChildren(h("p", { class: "muted", text: "(Charts are unavailable in this browser.)" }));
