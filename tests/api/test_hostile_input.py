@@ -99,7 +99,9 @@ def big_fasta(sequences: int = 30, sites: int = 99_999) -> str:
 async def test_a_slow_parse_is_stopped_at_its_limit(make_settings: Callable[..., Settings]) -> None:
     app = create_app(make_settings(parse_time_limit_seconds=0.01))
     async with clients_at(app, "10.0.0.1") as (client,):
-        response = await upload(client, big_fasta())  # 3 MB: seconds of parsing, not 10 ms
+        # 15 MB: a third of a second of parsing, well past the limit and past the pool's
+        # timeout check (which runs every 0.1 s)
+        response = await upload(client, big_fasta(sequences=150))
         assert response.status_code == 422, response.text
         assert problem_codes(response) == ["parse_time_limit"]
         assert "limit of 0.01 seconds" in response.json()["details"]

@@ -147,8 +147,14 @@ def test_422_only_where_data_is_checked(document: Json) -> None:
 
 
 # PostDataset starts a session too, like createConversation; upstream documents the token
-# of the two single-record reads as optional ("required if private": ours answer 401).
-TOKEN_OPTIONAL = ("createConversation", "PostDataset", "getDatasetById", "getJobById")
+# of the single-record reads as optional ("required if private": ours answer 401).
+TOKEN_OPTIONAL = (
+    "createConversation",
+    "PostDataset",
+    "getDatasetById",
+    "getJobById",
+    "getVisualization",
+)
 
 
 def test_user_token_required_everywhere_but_create(document: Json) -> None:

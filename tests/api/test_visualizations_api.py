@@ -109,7 +109,7 @@ async def test_crud_round_trip(
 async def test_filters_by_job_and_dataset(
     client: httpx.AsyncClient, app: Any, token: str, headers: dict[str, str]
 ) -> None:
-    dataset = (await upload(client, FASTA, token)).json()["id"]
+    dataset = (await upload(client, FASTA, token)).json()["datasets"][0]["id"]
     await insert_job(app, token, "job1", alignment_id=dataset)
     await insert_job(app, token, "job2", alignment_id=dataset)
     a = (await client.post("/visualizations", headers=headers, json=viz_body("job1"))).json()
@@ -299,7 +299,7 @@ async def test_delete_then_404(
 async def test_deleting_a_job_or_dataset_deletes_its_visualizations(
     client: httpx.AsyncClient, app: Any, token: str, headers: dict[str, str]
 ) -> None:
-    dataset = (await upload(client, FASTA, token)).json()["id"]
+    dataset = (await upload(client, FASTA, token)).json()["datasets"][0]["id"]
     await insert_job(app, token, "job1")
     await insert_job(app, token, "job2")
     gone = (await client.post("/visualizations", headers=headers, json=viz_body("job1"))).json()
@@ -372,10 +372,12 @@ async def test_the_document_has_upstreams_operations(client: httpx.AsyncClient) 
         "updateVisualization": ("put", "/visualizations/{vizId}"),
         "deleteVisualization": ("delete", "/visualizations/{vizId}"),
     }
-    for _, _, op in operations.values():
+    for operation_id, (_, _, op) in operations.items():
         assert op["tags"] == ["Visualizations"]
         token = [p for p in op["parameters"] if p["name"] == "user_token"]
-        assert token and token[0]["in"] == "header" and token[0]["required"] is True
+        # upstream: optional for getVisualization ("public ones"); ours are all private (401)
+        required = operation_id != "getVisualization"
+        assert token and token[0]["in"] == "header" and token[0]["required"] is required
     create = operations["createVisualization"][2]
     assert set(create["responses"]) >= {"201", "400", "401"}
     assert create["requestBody"]["content"]["application/json"]["schema"] == {
@@ -396,7 +398,7 @@ async def test_the_document_has_upstreams_operations(client: httpx.AsyncClient) 
 
 
 async def test_jobs_completed_before_the_migration_get_their_plots(database_url: str) -> None:
-    """Revision 0007 saves the plots of jobs that completed before it, as completion does."""
+    """Revision 0008 saves the plots of jobs that completed before it, as completion does."""
     from alembic import command
     from sqlalchemy import Connection
 
@@ -414,7 +416,7 @@ async def test_jobs_completed_before_the_migration_get_their_plots(database_url:
     database = Database(database_url)
     try:
         async with database.engine.begin() as connection:
-            await connection.run_sync(upgrade_to("0006_paging"))
+            await connection.run_sync(upgrade_to("0007_dataset_meta_type"))
         summary = json.dumps({"summary_text": "done", "plots": [PLOT, "not a plot", PLOT]})
         async with database.transaction() as db:
             for job_id, status in (("old1", "completed"), ("old2", "error")):

@@ -10,6 +10,7 @@ from types import ModuleType
 
 import pytest
 
+from tests.contract.contract_docs import CONTRACT_DIR, contract_file
 from tests.contract.generated_client import (
     GeneratedClient,
     generate,
@@ -51,3 +52,24 @@ def openapi_client(generated_client: GeneratedClient) -> Iterator[ModuleType]:
         yield importlib.import_module("openapi_client")
     finally:
         sys.path.remove(str(generated_client.site))
+
+
+UPSTREAM_DOCUMENT = CONTRACT_DIR / "datamonkey-api-1.2.0.yaml"
+UPSTREAM_PACKAGE = "datamonkey_upstream"  # never meets the Chat contract's `openapi_client`
+
+
+@pytest.fixture(scope="session")
+def upstream(
+    generator: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ModuleType]:
+    """The asyncio client generated from upstream's document, imported into this process."""
+    workdir = tmp_path_factory.mktemp("upstream")
+    source = generate(
+        contract_file(UPSTREAM_DOCUMENT), workdir / "client", package=UPSTREAM_PACKAGE
+    )
+    site = install(source, workdir / "site")
+    sys.path.insert(0, str(site))
+    try:
+        yield importlib.import_module(UPSTREAM_PACKAGE)
+    finally:
+        sys.path.remove(str(site))

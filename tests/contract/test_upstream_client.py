@@ -11,13 +11,11 @@ Every number checked here is read from that raw JSON in the test itself.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import inspect
 import json
 import re
-import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -25,13 +23,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from tests.contract.contract_docs import CONTRACT_DIR, contract_file
-from tests.contract.generated_client import generate, install
-
 pytestmark = [pytest.mark.contract, pytest.mark.hyphy]
 
-UPSTREAM_DOCUMENT = CONTRACT_DIR / "datamonkey-api-1.2.0.yaml"
-PACKAGE = "datamonkey_upstream"
 INTEGRASE = Path("/usr/share/hyphy/data/integrase_BDA.nex")  # 11 x 288 codons, with a tree
 LETTER_FIRST_ID = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
 JOB_TIMEOUT_SECONDS = 600.0
@@ -41,21 +34,6 @@ REFUSED = {
     "FADEApi": "FADE needs a protein alignment and a rooted tree",
     "SLATKINApi": "Slatkin-Maddison needs compartments matching the tips",
 }
-
-
-@pytest.fixture(scope="session")
-def upstream(
-    generator: list[str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ModuleType]:
-    """The asyncio client generated from upstream's document, imported into this process."""
-    workdir = tmp_path_factory.mktemp("upstream")
-    source = generate(contract_file(UPSTREAM_DOCUMENT), workdir / "client", package=PACKAGE)
-    site = install(source, workdir / "site")
-    sys.path.insert(0, str(site))
-    try:
-        yield importlib.import_module(PACKAGE)
-    finally:
-        sys.path.remove(str(site))
 
 
 @pytest_asyncio.fixture
@@ -100,8 +78,9 @@ async def test_health_methods_and_pretty_print(upstream: ModuleType, client: Any
     for method in methods:
         assert method.name and method.description, method.id
         assert method.start_endpoint and method.result_endpoint, method.id
-        assert method.parameters, method.id
-        assert all(p.name and p.type for p in method.parameters), method.id
+        if method.status == "available":  # one that cannot run here takes no options
+            assert method.parameters, method.id
+        assert all(p.name and p.type for p in method.parameters or []), method.id
     # status is honest: NRM cannot run here; the client's default "available" is not assumed
     assert by_id["nrm"].status != "available"
     assert by_id["fubar"].status == "available"
@@ -129,14 +108,14 @@ async def test_datasets(upstream: ModuleType, client: Any) -> None:
     assert full.content == INTEGRASE.read_text()
     assert full.created == dataset.created
 
-    with pytest.raises(upstream.UnauthorizedException):
+    with pytest.raises(upstream.exceptions.UnauthorizedException):
         await datasets.get_dataset_by_id(dataset.id)  # user_token is optional in the spec
     other_token, _ = await new_user_with_alignment(upstream, client)
-    with pytest.raises(upstream.ForbiddenException):
+    with pytest.raises(upstream.exceptions.ForbiddenException):
         await datasets.delete_dataset(dataset.id, user_token=other_token)
 
     assert await datasets.delete_dataset(dataset.id, user_token=token) is None  # 204
-    with pytest.raises(upstream.NotFoundException):
+    with pytest.raises(upstream.exceptions.NotFoundException):
         await datasets.get_dataset_by_id(dataset.id, user_token=token)
 
 
@@ -185,7 +164,7 @@ async def test_fubar_job_flow_and_visualizations(upstream: ModuleType, client: A
     )
     assert status == 200 and again["job_id"] == started.job_id
     other = upstream.FubarRequest(alignment=dataset.id, tree=dataset.id, grid_points=30)
-    with pytest.raises(upstream.NotFoundException):
+    with pytest.raises(upstream.exceptions.NotFoundException):
         await fubar.get_fubar_job(user_token=token, fubar_request=other)
 
     listed = await jobs.get_jobs_list(
@@ -197,7 +176,7 @@ async def test_fubar_job_flow_and_visualizations(upstream: ModuleType, client: A
     await visualizations_flow(upstream, client, token, started.job_id, dataset.id)
 
     assert await jobs.delete_job(started.job_id, user_token=token) is None  # 204
-    with pytest.raises(upstream.NotFoundException):
+    with pytest.raises(upstream.exceptions.NotFoundException):
         await jobs.get_job_by_id(started.job_id, user_token=token)
     assert (await jobs.get_jobs_list(user_token=token)).jobs == []
 
@@ -240,7 +219,7 @@ async def visualizations_flow(
     by_dataset = await plots.get_visualizations_list(user_token=token, dataset_id=dataset_id)
     assert created.viz_id in {v.viz_id for v in by_dataset.visualizations}
 
-    with pytest.raises(upstream.BadRequestException) as refused:
+    with pytest.raises(upstream.exceptions.BadRequestException) as refused:
         await plots.create_visualization(
             user_token=token,
             create_visualization_request=upstream.CreateVisualizationRequest(
@@ -250,7 +229,7 @@ async def visualizations_flow(
     assert refused.value.data is None or refused.value.data.errors  # InvalidDataError
 
     assert await plots.delete_visualization(created.viz_id, user_token=token) is None
-    with pytest.raises(upstream.NotFoundException):
+    with pytest.raises(upstream.exceptions.NotFoundException):
         await plots.get_visualization(created.viz_id, user_token=token)
 
 
@@ -318,7 +297,7 @@ async def test_every_method_start_and_result(upstream: ModuleType, client: Any) 
         request = request_for(model, dataset.id, labelled)
         keyword = {parameter: request}
         if name in REFUSED:
-            with pytest.raises(upstream.UnprocessableEntityException) as refused:
+            with pytest.raises(upstream.exceptions.UnprocessableEntityException) as refused:
                 await getattr(api, start)(user_token=token, **keyword)
             assert refused.value.data.errors, (name, refused.value.body)
             continue
@@ -329,10 +308,13 @@ async def test_every_method_start_and_result(upstream: ModuleType, client: Any) 
             await getattr(api, by_id + "_without_preload_content")(job.job_id, user_token=token)
         )
         assert status == 200 and body["job_id"] == job.job_id, (name, body)
-        status, body = await raw_json(
-            await getattr(api, by_request + "_without_preload_content")(user_token=token, **keyword)
-        )
+        find = getattr(api, by_request + "_without_preload_content")
+        if "user_token" in inspect.signature(find).parameters:
+            status, body = await raw_json(await find(user_token=token, **keyword))
+        else:  # getBGMJob: upstream's client can send the token only in the body
+            in_body = request.model_copy(update={"user_token": token})
+            status, body = await raw_json(await find(**{parameter: in_body}))
         assert status == 200 and body["job_id"] == job.job_id, (name, body)
         assert await jobs.delete_job(job.job_id, user_token=token) is None, name  # cancels
-        with pytest.raises(upstream.NotFoundException):
+        with pytest.raises(upstream.exceptions.NotFoundException):
             await jobs.get_job_by_id(job.job_id, user_token=token)

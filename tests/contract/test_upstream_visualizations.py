@@ -2,16 +2,12 @@
 our Visualizations operations: create, list by job, get, update, delete, and the error
 bodies it parses (400 InvalidDataError, 404 NotFoundError).
 
-Generated as `upstream_client` so it never meets the contract test's `openapi_client`.
+The client is tests/contract/conftest.py's `upstream` (generated once per session).
 """
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
-from collections.abc import Iterator
-from types import ModuleType
 from typing import Any
 
 import httpx
@@ -21,29 +17,14 @@ import pytest
 from datamonkey_chat.storage import repository
 from datamonkey_chat.storage.models import JobRow
 from tests.conftest import serve_in_process
-from tests.contract.contract_docs import CONTRACT_DIR, contract_file
-from tests.contract.generated_client import generate, install
 
 pytestmark = pytest.mark.contract
 
 PLOT = {"mark": "bar", "title": "The job's own plot"}
 
 
-@pytest.fixture(scope="module")
-def upstream_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
-    workdir = tmp_path_factory.mktemp("upstream")
-    spec = contract_file(CONTRACT_DIR / "datamonkey-api-1.2.0.yaml")
-    out = generate(spec, workdir / "client", package="upstream_client")
-    site = install(out, workdir / "site")
-    sys.path.insert(0, str(site))
-    try:
-        yield importlib.import_module("upstream_client")
-    finally:
-        sys.path.remove(str(site))
-
-
-async def test_upstreams_client_manages_visualizations(upstream_client: Any, app: Any) -> None:
-    client_module = upstream_client
+async def test_upstreams_client_manages_visualizations(upstream: Any, app: Any) -> None:
+    client_module = upstream
     async with serve_in_process(app) as url:
         async with httpx.AsyncClient(base_url=url) as http:
             token = (await http.post("/chat", json={})).headers["X-Session-Token"]

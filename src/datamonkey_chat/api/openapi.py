@@ -74,6 +74,8 @@ TOKEN_OPTIONAL_EXTENSIONS: dict[str, str] = {
     "created automatically.",
     "getDatasetById": "Token identifying the user (required if dataset is private)",
     "getJobById": "Token identifying the user (required if job is private)",
+    "getVisualization": "Token identifying the user. Required for private visualizations, "
+    "optional for public ones.",
 }
 
 # The operations of the upstream Datamonkey API 1.2.0 besides Chat (whose contract has no

@@ -20,7 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from datamonkey_chat.analyses.methods import registry
 from datamonkey_chat.analyses.methods.base import MethodOptions
-from datamonkey_chat.api.deps import Analyses, CurrentUser
+from datamonkey_chat.api.deps import (
+    Analyses,
+    CurrentUser,
+    UserTokenHeader,
+    presented_token,
+    session_service,
+)
 from datamonkey_chat.api.responses import JSONResponse
 from datamonkey_chat.api.routes.chat import UNAUTHORIZED
 from datamonkey_chat.api.schemas import (
@@ -113,14 +119,27 @@ def _documented_body(schema_name: str) -> dict[str, Any]:
     }
 
 
-async def read_request(request: Request) -> tuple[str, str | None, dict[str, Any]]:
-    """(alignment, tree, options) from a start or result body; user_token is not an option."""
+async def read_body(request: Request) -> dict[str, Any]:
     try:
         body = json.loads(await request.body())
     except (ValueError, UnicodeDecodeError):
         raise InvalidInputError("The request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise InvalidInputError("The request body must be a JSON object")
+    return body
+
+
+async def body_or_header_user(request: Request, body: dict[str, Any]) -> str:
+    """The caller: the `user_token` header (or a Bearer token), else the body's `user_token`,
+    which upstream's clients send there (and getBGMJob only there)."""
+    token = presented_token(request)
+    if token is None and isinstance(body.get("user_token"), str):
+        token = body["user_token"]
+    return await session_service(request).authenticate(token)
+
+
+def request_inputs(body: dict[str, Any]) -> tuple[str, str | None, dict[str, Any]]:
+    """(alignment, tree, options) from a start or result body; user_token is not an option."""
     alignment, tree = body.get("alignment"), body.get("tree")
     if not isinstance(alignment, str) or not alignment:
         raise ValidationFailedError(
@@ -140,8 +159,12 @@ Endpoint = Callable[..., Awaitable[Response]]
 
 
 def _start(method_id: str) -> Endpoint:
-    async def start(request: Request, user_id: CurrentUser, analyses: Analyses) -> Response:
-        alignment, tree, options = await read_request(request)
+    async def start(
+        request: Request, analyses: Analyses, user_token: UserTokenHeader = None
+    ) -> Response:
+        body = await read_body(request)
+        user_id = await body_or_header_user(request, body)
+        alignment, tree, options = request_inputs(body)
         job = await analyses.start_job(user_id, method_id, alignment, tree, options)
         return JSONResponse(job)
 
@@ -158,8 +181,12 @@ def _result_by_id(method_id: str) -> Callable[..., Awaitable[Response]]:
 
 
 def _result_by_request(method_id: str) -> Endpoint:
-    async def result(request: Request, user_id: CurrentUser, analyses: Analyses) -> Response:
-        alignment, tree, options = await read_request(request)
+    async def result(
+        request: Request, analyses: Analyses, user_token: UserTokenHeader = None
+    ) -> Response:
+        body = await read_body(request)
+        user_id = await body_or_header_user(request, body)
+        alignment, tree, options = request_inputs(body)
         job_id = await analyses.find_job(user_id, method_id, alignment, tree, options)
         return JSONResponse(await analyses.job_result(user_id, method_id, job_id))
 
@@ -218,11 +245,11 @@ for _method_id, _upstream in load_upstream_methods().items():
 
 
 @router.post("/{method}-start", include_in_schema=False)
-async def start_by_name(
-    method: str, request: Request, user_id: CurrentUser, analyses: Analyses
-) -> Response:
+async def start_by_name(method: str, request: Request, analyses: Analyses) -> Response:
     """Any catalog name or alias (e.g. `multi-hit`, `slatkin-maddison`)."""
-    alignment, tree, options = await read_request(request)
+    body = await read_body(request)
+    user_id = await body_or_header_user(request, body)
+    alignment, tree, options = request_inputs(body)
     return JSONResponse(await analyses.start_job(user_id, method, alignment, tree, options))
 
 

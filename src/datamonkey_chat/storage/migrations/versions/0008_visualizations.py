@@ -4,8 +4,8 @@ Jobs that completed before this revision get their plots saved as visualizations
 as a job completing from now on does (analyses/visualizations.py, `generated_rows`): the
 same ids, so the same plot is never saved twice.
 
-Revision ID: 0007_visualizations
-Revises: 0006_paging
+Revision ID: 0008_visualizations
+Revises: 0007_dataset_meta_type
 """
 
 import hashlib
@@ -14,8 +14,8 @@ import json
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_visualizations"
-down_revision = "0006_paging"
+revision = "0008_visualizations"
+down_revision = "0007_dataset_meta_type"
 branch_labels = None
 depends_on = None
 
