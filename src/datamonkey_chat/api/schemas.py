@@ -305,8 +305,9 @@ class Visualization_metadata(BaseModel):  # noqa: N801 (upstream's schema name)
     )
 
 
-class Visualization(BaseModel):
-    viz_id: str = Field(description="Unique identifier for the visualization")
+class _VisualizationFields(BaseModel):
+    """What a stored visualization and a create request share (upstream's descriptions)."""
+
     job_id: str = Field(description="Job ID associated with this visualization")
     dataset_id: str | None = Field(
         default=None, description="Dataset ID associated with this visualization (optional)"
@@ -319,6 +320,10 @@ class Visualization(BaseModel):
     config: dict[str, Any] | None = Field(
         default=None, description="Additional configuration options"
     )
+
+
+class Visualization(_VisualizationFields):
+    viz_id: str = Field(description="Unique identifier for the visualization")
     metadata: Visualization_metadata | None = None
     created_at: AwareDatetime | None = Field(
         default=None, description="Timestamp when the visualization was created"
@@ -332,19 +337,7 @@ class Visualizations(BaseModel):
     visualizations: list[Visualization] | None = None
 
 
-class CreateVisualizationRequest(BaseModel):
-    job_id: str = Field(description="Job ID to associate with this visualization")
-    dataset_id: str | None = Field(
-        default=None, description="Dataset ID to associate with this visualization (optional)"
-    )
-    title: str = Field(description="Title of the visualization")
-    description: str | None = Field(
-        default=None, description="Description of what the visualization shows"
-    )
-    spec: dict[str, Any] = Field(description="The Vega-Lite visualization specification")
-    config: dict[str, Any] | None = Field(
-        default=None, description="Additional configuration options"
-    )
+class CreateVisualizationRequest(_VisualizationFields):
     metadata: dict[str, Any] | None = Field(
         default=None, description="Additional metadata about the visualization"
     )

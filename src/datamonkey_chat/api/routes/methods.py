@@ -68,7 +68,9 @@ class _Inputs(BaseModel):
         "without one, the alignment's own tree or a neighbour-joining tree is used",
     )
     user_token: str | None = Field(
-        default=None, description="Sent by upstream's clients; the header is what counts"
+        default=None,
+        description="Who starts the job, when no user_token header comes (upstream's clients "
+        "send it here; getBGMJob only here)",
     )
 
 
