@@ -294,6 +294,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="the Python whose datamonkey_chat is served (e.g. another checkout's .venv, to "
         "measure the code before a change the same way)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="our server's processes (`serve --workers`; more than 1 needs --database-url)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     return parser.parse_args(argv)
 
@@ -318,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ours_port, baseline_port = free_port(), free_port()
     ours, baseline = f"http://127.0.0.1:{ours_port}", f"http://127.0.0.1:{baseline_port}"
     serve = [args.server_python, "-m", "datamonkey_chat", "serve", "--host", "127.0.0.1"]
-    serve += ["--port", str(ours_port)]
+    serve += ["--port", str(ours_port), "--workers", str(args.workers)]
     try:
         with running(serve, f"{ours}{API}/openapi.json", env, workdir / "server.log"):
             send_script, reply = prepare_sends(ours, workdir)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import signal
+import socket
 import sys
 from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from datamonkey_chat.logs import configure_logging
 from datamonkey_chat.settings import Settings, get_settings
@@ -65,8 +68,8 @@ def main(argv: list[str] | None = None) -> None:
         # machine; uvicorn's default of 5 s kills and restarts workers that are only slow
         timeout_worker_healthcheck=WORKER_START_SECONDS,
         # h11 keeps header names as written; httptools lower-cases them, and the generated
-        # client reads X-Session-Token from a case-sensitive dict.
-        http="h11",
+        # client reads X-Session-Token from a case-sensitive dict. (Nagle off: see the class.)
+        http=NoDelayH11Protocol,
         # uvloop (uvicorn's "auto" pick) accepts one new connection per loop iteration
         # while busy: under load a new client waits behind every request in flight, once
         # per connection before it. asyncio's loop accepts all waiting connections at once.
@@ -74,6 +77,21 @@ def main(argv: list[str] | None = None) -> None:
         access_log=False,  # our middleware logs one line per request, without tokens
         log_config=None,  # uvicorn's records go to the root logger's queue like ours
     )
+
+
+class NoDelayH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with Nagle's algorithm off on every connection.
+
+    One process gets it from asyncio (its listening socket comes from getaddrinfo, proto
+    TCP). With `--workers`, uvicorn binds the socket itself with proto 0, and asyncio then
+    leaves Nagle on: a keep-alive client's next request waited ~40 ms for a delayed ACK.
+    """
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().connection_made(transport)
 
 
 def check_workers_allowed(settings: Settings, workers: int) -> None:
