@@ -18,12 +18,11 @@ import json
 import logging
 import re
 import secrets
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from datamonkey_chat.domain.clock import now_ms
+from datamonkey_chat.domain.clock import iso_utc, now_ms
 from datamonkey_chat.domain.errors import ForbiddenError, InvalidDataError, NotFoundError
 from datamonkey_chat.storage import repository
 from datamonkey_chat.storage.db import Database
@@ -55,12 +54,6 @@ class VisualizationNotOwnedError(ForbiddenError, LookupError):
 # ---------------------------------------------------------------- records
 
 
-def iso_time(ms: int) -> str:
-    """Upstream's date-time: ISO 8601 in UTC with milliseconds, e.g. 2024-11-04T19:00:00.000Z."""
-    text = datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
-    return text.replace("+00:00", "Z")
-
-
 def visualization_json(row: VisualizationRow) -> dict[str, Any]:
     body: dict[str, Any] = {
         "viz_id": row.id,
@@ -69,8 +62,8 @@ def visualization_json(row: VisualizationRow) -> dict[str, Any]:
         "spec": json.loads(row.spec),
         "config": json.loads(row.config),
         "metadata": json.loads(row.meta),
-        "created_at": iso_time(row.created_ms),
-        "updated_at": iso_time(row.updated_ms),
+        "created_at": iso_utc(row.created_ms),
+        "updated_at": iso_utc(row.updated_ms),
     }
     # Optional in upstream's schema: absent rather than null, which its clients may refuse
     if row.dataset_id is not None:
