@@ -70,9 +70,10 @@ def render() -> str:
         )
         if not module.requirements.needs_alignment:
             out.append(
-                "Runs on a tree alone: `tree` is required and `alignment` optional (HyPhy "
-                "gets only the tree; given an alignment, its own tree unless `tree` names "
-                "another).\n"
+                "Runs on a tree alone: without `alignment`, `tree` is required and HyPhy "
+                "gets only the tree. With an `alignment` the run is as for other methods "
+                "(the `tree` given, else the alignment's own, else a neighbour-joining "
+                "tree).\n"
             )
         out.append("**Options**\n")
         out.extend(_options_table(option_list(module)))

@@ -80,14 +80,14 @@ class _TreeInputs(_Inputs):
     alignment: str | None = Field(  # type: ignore[assignment]
         default=None,
         pattern=DATASET_ID,
-        description="Not needed: this method reads only the tree. When given, the tree is "
-        "its own (NEXUS) tree unless `tree` names another",
+        description="Optional: this method reads only the tree. When given, the tree is "
+        "`tree`, else the alignment's own, else a neighbour-joining tree built from it",
     )
     tree: str | None = Field(
         default=None,
         pattern=DATASET_ID,
         description="Id of a tree dataset, or of a NEXUS alignment whose own tree to use; "
-        "required unless `alignment` carries its own tree",
+        "required when no `alignment` is given",
     )
 
 
