@@ -315,6 +315,66 @@ async def test_a_missing_tree_is_no_problem(make_client: Callable[..., Any]) -> 
         assert "HyPhy is not installed" in started.json()["details"]
 
 
+SLATKIN_BODY = {
+    "groups": 2,
+    "compartment_definitions": [
+        {"regexp": "^(human|chimp)$", "description": "Primates"},
+        {"regexp": "^(mouse|rat)$", "description": "Rodents"},
+    ],
+    "replicates": 50,
+}
+
+
+async def test_slatkin_runs_on_a_tree_alone(make_client: Callable[..., Any]) -> None:
+    """Upstream's SlatkinRequest has only `tree`: a tree dataset (or an alignment with its own
+    tree) is enough, and only the missing HyPhy stops these starts; without a tree the 422
+    names `tree`, and methods that read an alignment still name `alignment`."""
+    async for client in make_client(hyphy_binary="/nonexistent/hyphy"):
+        token = await new_session(client)
+        headers = {"user_token": token}
+        tree = await stored(client, TREE, token, filename="t.nwk")
+        nexus = await stored(client, NEXUS, token, filename="a.nex")
+        fasta = await stored(client, FASTA, token)
+        for tree_id in (tree["id"], nexus["id"]):
+            started = await client.post(
+                "/methods/slatkin-start", headers=headers, json={**SLATKIN_BODY, "tree": tree_id}
+            )
+            assert started.status_code == 503, started.json()
+            assert "HyPhy is not installed" in started.json()["details"]
+        no_match = {**SLATKIN_BODY, "tree": tree["id"]}
+        no_match["compartment_definitions"] = [
+            {"regexp": "^human$", "description": "Human"},
+            {"regexp": "^dog$", "description": "Dog"},
+        ]
+        refused = await client.post("/methods/slatkin-start", headers=headers, json=no_match)
+        assert refused.status_code == 422
+        assert [p["code"] for p in refused.json()["problems"]] == [
+            "compartment_empty",
+            "compartments",
+        ]
+        assert "t.nwk" in refused.json()["details"]  # the dataset analysed: the tree
+        treeless = await client.post(
+            "/methods/slatkin-start", headers=headers, json={**SLATKIN_BODY, "tree": fasta["id"]}
+        )
+        assert treeless.status_code == 400
+        assert "without a tree of its own" in treeless.json()["details"]
+        nothing = await client.post("/methods/slatkin-start", headers=headers, json=SLATKIN_BODY)
+        assert nothing.status_code == 422
+        assert [e["field"] for e in nothing.json()["errors"]] == ["tree"]
+        for method in ("fel", "fubar", "absrel"):
+            fel = await client.post(
+                f"/methods/{method}-start", headers=headers, json={"tree": tree["id"]}
+            )
+            assert fel.status_code == 422, (method, fel.json())
+            assert [e["field"] for e in fel.json()["errors"]] == ["alignment"], method
+        found = await client.post(
+            "/methods/slatkin-result", headers=headers, json={**SLATKIN_BODY, "tree": tree["id"]}
+        )
+        assert found.status_code == 404  # no job: nothing was queued
+        listed = await client.get("/jobs", headers=headers)
+        assert listed.status_code == 200 and listed.json()["jobs"] == []
+
+
 async def test_unknown_method_and_bad_options(client: httpx.AsyncClient, token: str) -> None:
     alignment = await stored(client, NEXUS, token)
     headers = {"user_token": token}

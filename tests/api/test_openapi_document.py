@@ -367,3 +367,14 @@ def test_paging_is_documented_beside_the_contracts_operations(document: Json) ->
     message_id = schemas["ChatMessage"]["properties"]["id"]
     assert message_id["type"] == "integer"
     assert "id" not in schemas["ChatMessage"]["required"]
+
+
+def test_a_tree_only_method_needs_no_alignment_in_its_request(document: Json) -> None:
+    """Upstream's SlatkinRequest has only `tree`: ours does not require `alignment` there;
+    methods that read an alignment still require it."""
+    schemas = document["components"]["schemas"]
+    upstream = yaml.safe_load(UPSTREAM_SPEC.read_text())["components"]["schemas"]
+    assert "alignment" not in upstream["SlatkinRequest"]["properties"]
+    assert "alignment" not in schemas["SlatkinRequest"].get("required", [])
+    assert "tree" in schemas["SlatkinRequest"]["properties"]
+    assert "alignment" in schemas["FelRequest"]["required"]

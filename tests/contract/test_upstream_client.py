@@ -32,7 +32,6 @@ JOB_TIMEOUT_SECONDS = 600.0
 REFUSED = {
     "NRMApi": "NRM is not runnable on HyPhy 2.5.47",
     "FADEApi": "FADE needs a protein alignment and a rooted tree",
-    "SLATKINApi": "Slatkin-Maddison needs compartments matching the tips",
 }
 
 
@@ -254,7 +253,7 @@ def _class_name(parameter: str) -> str:
     return "".join(part.capitalize() for part in parameter.split("_"))
 
 
-def request_for(model: type, alignment: str, labelled: str) -> Any:
+def request_for(upstream: ModuleType, model: type, alignment: str, labelled: str) -> Any:
     fields = model.model_fields  # type: ignore[attr-defined]
     values: dict[str, Any] = {}
     if "alignment" in fields:
@@ -267,6 +266,13 @@ def request_for(model: type, alignment: str, labelled: str) -> Any:
         values["test_branches"] = ["TEST"]
     if "genetic_code" in fields and fields["genetic_code"].is_required():
         values["genetic_code"] = "Universal"
+    if "compartment_definitions" in fields:  # SlatkinRequest: the tree alone, no alignment
+        values["groups"] = 2
+        values["compartment_definitions"] = [
+            upstream.SlatkinRequestCompartmentDefinitionsInner(regexp=regexp, description=name)
+            for regexp, name in (("^D_", "Subtype D"), ("^(A1|B)_", "Subtypes A1 and B"))
+        ]
+        values["replicates"] = 20
     return model(**values)
 
 
@@ -294,7 +300,7 @@ async def test_every_method_start_and_result(upstream: ModuleType, client: Any) 
     for name, api_class, model, parameter in apis:
         api = api_class(client)
         start, by_id, by_request = operations(api_class)
-        request = request_for(model, dataset.id, labelled)
+        request = request_for(upstream, model, dataset.id, labelled)
         keyword = {parameter: request}
         if name in REFUSED:
             with pytest.raises(upstream.exceptions.UnprocessableEntityException) as refused:
@@ -303,6 +309,8 @@ async def test_every_method_start_and_result(upstream: ModuleType, client: Any) 
             continue
         job = await getattr(api, start)(user_token=token, **keyword)
         assert isinstance(job, upstream.JobStatus), name
+        if "alignment" not in model.model_fields:  # type: ignore[attr-defined]
+            assert job.alignment_id is None and job.tree_id == labelled, name  # Slatkin
         assert LETTER_FIRST_ID.match(job.job_id) and job.status in ("queued", "running"), name
         status, body = await raw_json(
             await getattr(api, by_id + "_without_preload_content")(job.job_id, user_token=token)

@@ -50,27 +50,31 @@ def codon_subset(source: Path, codons: int, target: Path) -> Path:
 
 async def run_method(
     method_id: str,
-    alignment: Path,
+    alignment: Path | None,
     workdir: Path,
     tree: Path | None = None,
     options: dict[str, Any] | None = None,
     genetic_code: str = "Universal",
     time_limit_seconds: float = 600,
 ) -> MethodRun:
+    """`alignment` None: a method that reads only a tree runs on `tree` alone."""
     method = registry()[method_id]
     checked = method_options(method, options or {})
     code = getattr(checked, "genetic_code", genetic_code)
-    alignment_text = alignment.read_text()
-    report = validate_alignment(alignment_text, code)
-    assert report.ok, report.problems
+    alignment_text = alignment.read_text() if alignment is not None else None
+    report = validate_alignment(alignment_text, code) if alignment_text is not None else None
+    assert report is None or report.ok, report.problems
     tree_report = validate_tree(tree.read_text()) if tree is not None else None
+    assert tree_report is None or tree_report.ok, tree_report.problems
     problems = run_problems(method, checked, report, tree_report)
     assert not problems, problems
     planned = plan_run(method, checked, alignment_text, report, tree_report)
     staging = workdir / "inputs"
     staging.mkdir(parents=True, exist_ok=True)
-    alignment_file = staging / planned.inputs.alignment_name
-    alignment_file.write_text(planned.inputs.alignment_text)
+    alignment_file = None
+    if planned.inputs.alignment_text is not None:
+        alignment_file = staging / planned.inputs.alignment_name
+        alignment_file.write_text(planned.inputs.alignment_text)
     tree_file = None
     if planned.inputs.tree_text is not None:
         tree_file = staging / "tree.nwk"

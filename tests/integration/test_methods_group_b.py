@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from datamonkey_chat.analyses.methods.gard import partition_charsets, partitioned_alignment
-from datamonkey_chat.analyses.validation import alignment_records
+from datamonkey_chat.analyses.validation import alignment_records, validate_tree
 from tests.integration.method_harness import (
     HYPHY_AVAILABLE,
     HYPHY_DATA,
@@ -237,3 +238,85 @@ async def test_gard_segments_become_datasets_the_user_owns(tmp_path: Path) -> No
             assert set(records) == set(originals)  # the user's names, not HyPhy's ids
             widths.append(len(next(iter(records.values()))))
         assert sorted(widths) == sorted(end - start + 1 for start, end in segments)
+
+
+def tree_only_options(names: list[str]) -> tuple[dict[str, Any], dict[str, int]]:
+    """Three compartments by subtype prefix, and how many tips each should get (read here)."""
+    prefixes = {"Subtype A1": "^A1_", "Subtype B": "^B_", "Subtype D": "^D_"}
+    counts = {
+        label: sum(1 for n in names if re.match(prefix, n)) for label, prefix in prefixes.items()
+    }
+    definitions = [{"regexp": p, "description": label} for label, p in prefixes.items()]
+    options = {"groups": 3, "compartment_definitions": definitions, "replicates": 100}
+    return options, counts
+
+
+async def test_slatkin_maddison_on_a_tree_alone(tmp_path: Path) -> None:
+    """Upstream's SlatkinRequest has only `tree` (SM-2019.bf reads only `--tree`): HyPhy gets
+    the Newick alone, its tips as safe ids, and the compartments come out by the user's names."""
+    tree = tmp_path / "integrase.nwk"
+    tree.write_text(integrase_tree())
+    options, counts = tree_only_options(validate_tree(integrase_tree()).tree_tips)
+    assert all(counts.values()) and sum(counts.values()) == 11
+    run = await run_method("slatkin-maddison", None, tmp_path, tree=tree, options=options)
+    assert run.inputs.alignment_text is None
+    command = (run.workdir / "command.txt").read_text()
+    assert "--alignment" not in command and "--tree" in command
+    assert not any(path.suffix == ".fas" for path in run.workdir.iterdir())
+    raw = run.raw["partitions"]
+    assert all(name.startswith("SEQ") for group in raw.values() for name in group.values())
+    assert run.data["partition-counts"] == counts
+    summary = run.summary.model_dump()
+    assert summary["migrations"] == run.data["migrations"]
+    assert summary["p_panmictic"] == pytest.approx(run.data["p-value"]["panmictic"], abs=1e-6)
+    assert summary["compartments"] == counts
+    assert sum(b["count"] for b in summary["null_distribution"]) == 100
+
+
+def test_slatkin_maddison_on_a_tree_alone_over_http(tmp_path: Path, database_url: str) -> None:
+    """The same through a server process (SQLite and PostgreSQL: a job without alignment is
+    stored): upload the tree, POST /methods/slatkin-start with only `tree`, and the finished
+    job's summary agrees with HyPhy's JSON it serves."""
+    import httpx
+
+    from tests.integration.http_jobs import upload, wait_for
+    from tests.live_server import ENV_PREFIX, run_server
+
+    tree = tmp_path / "integrase.nwk"
+    tree.write_text(integrase_tree())
+    options, counts = tree_only_options(validate_tree(integrase_tree()).tree_tips)
+    data_dir = tmp_path / "server"
+    with run_server(data_dir, env={ENV_PREFIX + "DATABASE_URL": database_url}) as server:
+        api = server.api_url
+        created = httpx.post(f"{api}/chat", timeout=30)
+        headers = {"user_token": created.headers["X-Session-Token"]}
+        tree_id = upload(api, headers, tree)
+        body = {"tree": tree_id, **options}
+        started = httpx.post(f"{api}/methods/slatkin-start", json=body, headers=headers, timeout=60)
+        assert started.status_code == 200, started.text
+        job = started.json()
+        assert job["alignment_id"] is None and job["tree_id"] == tree_id
+        finished = wait_for(api, headers, job["job_id"])
+        assert finished["status"] == "completed", finished
+        result = httpx.get(
+            f"{api}/methods/slatkin-result",
+            params={"job_id": job["job_id"]},
+            headers=headers,
+            timeout=60,
+        ).json()
+        found = httpx.post(f"{api}/methods/slatkin-result", json=body, headers=headers, timeout=60)
+        listed = httpx.get(
+            f"{api}/jobs", params={"tree_id": tree_id}, headers=headers, timeout=60
+        ).json()
+        plots = httpx.get(
+            f"{api}/visualizations", params={"job_id": job["job_id"]}, headers=headers, timeout=60
+        ).json()
+    hyphy = result["result"]  # HyPhy's JSON, the user's names restored
+    assert finished["summary"]["migrations"] == hyphy["migrations"]
+    assert finished["summary"]["compartments"] == hyphy["partition-counts"] == counts
+    assert finished["alignment_id"] is None
+    assert found.status_code == 200 and found.json()["job_id"] == job["job_id"]
+    assert [j["job_id"] for j in listed["jobs"]] == [job["job_id"]]
+    assert plots["visualizations"] and all(
+        v["dataset_id"] == tree_id for v in plots["visualizations"]
+    )

@@ -5,10 +5,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from datamonkey_chat.analyses.hyphy import HyPhyJobSpec, build_command
-from datamonkey_chat.analyses.inputs import prepare_inputs, restore_names
+from datamonkey_chat.analyses.inputs import prepare_inputs, prepare_tree_inputs, restore_names
+from datamonkey_chat.analyses.methods import registry
+from datamonkey_chat.analyses.runs import method_options, plan_run, run_problems
 from datamonkey_chat.analyses.trees import parse_newick, write_newick
-from datamonkey_chat.analyses.validation import validate_alignment
+from datamonkey_chat.analyses.validation import validate_alignment, validate_tree
 
 HOSTILE_NAMES = ['a"+HYPHY+"', "b&fscanf(stdin)", "c$(rm -rf x)", "d'e"]
 SEQUENCES = ["ATGAAACCCGGG", "ATGAAACCCGGA", "ATGAAGCCCGGG", "ATGAAGCCTGGG"]
@@ -75,3 +79,62 @@ def test_a_list_option_repeats_the_flag() -> None:
     spec = HyPhyJobSpec("j", "contrast-fel", Path("a.fas"), options=options)
     argv = build_command(Path("/bin/hyphy"), spec, Path("a.fas"), Path("t.nwk"), Path("o.json"))
     assert argv[argv.index("--branch-set") :][:4] == ["--branch-set", "A", "--branch-set", "B"]
+
+
+def hostile_tree() -> str:
+    quoted = [f"'{n.replace(chr(39), chr(39) * 2)}'" for n in HOSTILE_NAMES]
+    return f'(({quoted[0]}:0.1,{quoted[1]}:0.2){{"+Evil+"$(x)}},({quoted[2]},{quoted[3]}){{TEST}});'
+
+
+def test_a_tree_alone_gets_safe_names_and_no_alignment() -> None:
+    """A method that reads only a tree (Slatkin-Maddison) gets the tree alone: tips renamed
+    to SEQ ids in tree order, labels reduced, the user's names kept to restore them."""
+    report = validate_tree(hostile_tree())
+    assert report.ok, report.problems
+    inputs = prepare_tree_inputs(report)
+    assert inputs.alignment_text is None
+    assert inputs.tree_text is not None
+    assert re.fullmatch(r"[()A-Z0-9_,:.{}\-;e+]+", inputs.tree_text), inputs.tree_text
+    assert re.findall(r"SEQ\d{5}", inputs.tree_text) == [f"SEQ0000{i}" for i in range(1, 5)]
+    assert ":0.1" in inputs.tree_text and "{TEST}" in inputs.tree_text
+    for name in HOSTILE_NAMES:
+        assert name not in inputs.tree_text
+    assert inputs.names == {f"SEQ0000{i}": n for i, n in enumerate(HOSTILE_NAMES, start=1)}
+    assert inputs.context.tip_names == {n: s for s, n in inputs.names.items()}
+    assert inputs.context.branch_sets.hyphy("test") == "TEST"
+    assert inputs.context.tree_available and inputs.context.tree_rooted
+    restored = restore_names({"partitions": {"0": {"0": "SEQ00003"}}}, inputs.names)
+    assert restored["partitions"]["0"]["0"] == HOSTILE_NAMES[2]
+
+
+def test_slatkin_plans_a_run_from_a_tree_alone() -> None:
+    """Compartments are matched on the user's tip names and handed to HyPhy as safe ids."""
+    method = registry()["slatkin-maddison"]
+    tree = validate_tree("((lung_1,lung_2),(blood_1,(blood_2,blood_3)));")
+    options = method_options(
+        method,
+        {
+            "compartment_definitions": [
+                {"regexp": "^lung", "description": "Lung"},
+                {"regexp": "^blood", "description": "Blood"},
+            ]
+        },
+    )
+    assert run_problems(method, options, None, tree) == []
+    planned = plan_run(method, options, None, None, tree)
+    assert planned.inputs.alignment_text is None
+    assert planned.arguments["regexp-1"] == "^(SEQ00001|SEQ00002)$"
+    assert planned.arguments["regexp-2"] == "^(SEQ00003|SEQ00004|SEQ00005)$"
+    assert planned.inputs.names["SEQ00004"] == "blood_2"
+    duplicated = validate_tree("((lung_1,lung_1),(blood_1,blood_2));")
+    codes = [p.code for p in run_problems(method, options, None, duplicated)]
+    assert "duplicate_tip" in codes
+
+
+def test_a_tree_only_command_has_no_alignment() -> None:
+    spec = HyPhyJobSpec("j", "sm", None, Path("t.nwk"), options={"groups": 2})
+    argv = build_command(Path("/bin/hyphy"), spec, None, Path("t.nwk"), Path("o.json"))
+    assert "--alignment" not in argv
+    assert argv[:4] == ["/bin/hyphy", "sm", "--tree", "t.nwk"]
+    with pytest.raises(ValueError, match="alignment or a tree"):
+        build_command(Path("/bin/hyphy"), spec, None, None, Path("o.json"))

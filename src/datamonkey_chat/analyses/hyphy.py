@@ -1,9 +1,10 @@
 """Run HyPhy safely: binary discovery, a per-job sandbox directory, progress, limits, cancel.
 
-HyPhy is started as `BINARY <keyword> --alignment A [--tree T] [--key value ...] --output
-O.json CPU=N` with stdin from /dev/null (a missing option would otherwise wait for the
-keyboard forever), in a fresh working directory (it writes errors.log and caches beside
-its inputs), in its own process group (so cancel/timeout kill everything it started).
+HyPhy is started as `BINARY <keyword> [--alignment A] [--tree T] [--key value ...] --output
+O.json CPU=N` (a method reading only a tree, e.g. `sm`, gets no `--alignment`) with stdin
+from /dev/null (a missing option would otherwise wait for the keyboard forever), in a fresh
+working directory (it writes errors.log and caches beside its inputs), in its own process
+group (so cancel/timeout kill everything it started).
 
 Progress: by default the process runs under a pseudo-terminal. On a pipe HyPhy prints
 only markdown `### Stage` headings; on a terminal it also redraws counters such as
@@ -104,7 +105,7 @@ class HyPhyJobSpec:
 
     job_id: str
     method: str  # HyPhy keyword: fel, fubar, absrel, ...
-    alignment: Path
+    alignment: Path | None  # None: the method reads only the tree
     tree: Path | None = None
     options: Mapping[str, OptionValue] = field(default_factory=dict)
     cpus: int = 1
@@ -173,9 +174,13 @@ def _option_value(value: str | int | float | bool) -> str:
 
 
 def build_command(
-    binary: Path, spec: HyPhyJobSpec, alignment: Path, tree: Path | None, output: Path
+    binary: Path, spec: HyPhyJobSpec, alignment: Path | None, tree: Path | None, output: Path
 ) -> list[str]:
-    argv = [str(binary), spec.method, "--alignment", str(alignment)]
+    if alignment is None and tree is None:
+        raise ValueError("HyPhy needs an alignment or a tree")
+    argv = [str(binary), spec.method]
+    if alignment is not None:
+        argv += ["--alignment", str(alignment)]
     if tree is not None:
         argv += ["--tree", str(tree)]
     for key, value in spec.options.items():
@@ -432,7 +437,7 @@ class LocalHyPhyJob:
         self._task: asyncio.Task[HyPhyResult] | None = None
 
     async def _launch(self) -> None:
-        alignment = stage_input(self.spec.alignment, self.workdir)
+        alignment = stage_input(self.spec.alignment, self.workdir) if self.spec.alignment else None
         tree = stage_input(self.spec.tree, self.workdir) if self.spec.tree else None
         self.output = self.workdir / RESULT_FILE
         argv = build_command(self._binary, self.spec, alignment, tree, self.output)

@@ -8,6 +8,10 @@ HyPhy's JSON (`restore_names`) before anything is summarized, tabulated or plott
 
 The tree is, in order: the separate tree the user chose, the alignment's own (NEXUS) tree,
 or a neighbour-joining tree built here (as datamonkey.org does), which the job's notes say.
+
+A method that reads only a tree (`MethodRequirements.needs_alignment` False, e.g.
+Slatkin-Maddison) may run without an alignment: `prepare_tree_inputs` then writes the tree
+alone, its tips renamed the same way, and HyPhy gets no alignment file.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ _NEWICK_SPECIAL = re.compile(r"[\s(),:;\[\]{}']")
 class HyPhyInputs:
     """The files for one run, the map back to the user's names, and what methods may check."""
 
-    alignment_text: str  # FASTA
+    alignment_text: str | None  # FASTA; None for a run on a tree alone
     tree_text: str | None  # Newick
     names: dict[str, str]  # safe id -> the user's sequence name
     context: InputContext
@@ -66,6 +70,27 @@ def prepare_inputs(
         tip_names={name: safe[name] for name, _ in records},
     )
     return HyPhyInputs(fasta, tree_text, {v: k for k, v in safe.items()}, context, notes)
+
+
+def prepare_tree_inputs(tree: ValidationReport) -> HyPhyInputs:
+    """Newick for HyPhy from a validated tree alone (no alignment): tips renamed to safe ids
+    in tree order, labels reduced to safe tags, the user's names kept for the result."""
+    if not tree.tree_newick:
+        raise ValueError("A tree is needed to run without an alignment")
+    root = trees.parse_newick(tree.tree_newick)
+    # one id per distinct name (duplicate tips are refused before a run: run_problems)
+    safe: dict[str, str] = {}
+    for tip in trees.tips(root):
+        safe.setdefault(tip.name, SAFE_NAME.format(len(safe) + 1))
+    context = InputContext(
+        alignment=tree,  # the only data: methods read its tip names
+        tree_available=True,
+        tree_rooted=trees.is_rooted(root),
+        branch_sets=branch_sets(root),
+        tip_names=dict(safe),
+    )
+    tree_text = trees.write_newick(root, lambda tip: safe[tip])
+    return HyPhyInputs(None, tree_text, {v: k for k, v in safe.items()}, context)
 
 
 def _has_tree(alignment: ValidationReport, tree: ValidationReport | None) -> bool:

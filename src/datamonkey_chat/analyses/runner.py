@@ -74,7 +74,7 @@ class PreparedJob:
 
     keyword: str  # HyPhy keyword
     alignment_name: str
-    alignment_text: str
+    alignment_text: str | None  # None: the method runs on the tree alone
     tree_text: str | None
     arguments: dict[str, OptionValue]
     method_id: str = ""  # catalog id: which method module reads the result
@@ -337,8 +337,10 @@ class JobRunner:
 
     async def _execute(self, job_id: str, prepared: PreparedJob) -> HyPhyResult:
         with tempfile.TemporaryDirectory(prefix="dmc-inputs-") as staging:
-            alignment = Path(staging) / prepared.alignment_name
-            alignment.write_text(prepared.alignment_text)
+            alignment: Path | None = None
+            if prepared.alignment_text is not None:
+                alignment = Path(staging) / prepared.alignment_name
+                alignment.write_text(prepared.alignment_text)
             tree: Path | None = None
             if prepared.tree_text is not None:
                 tree = Path(staging) / "tree.nwk"

@@ -77,18 +77,31 @@ def check_context(alignment: ValidationReport, tree: ValidationReport | None) ->
 def run_problems(
     method: HyPhyMethod,
     options: MethodOptions,
-    alignment: ValidationReport,
+    alignment: ValidationReport | None,
     tree: ValidationReport | None,
 ) -> list[Problem]:
-    """The data's problems for this method; [] when the run can go ahead."""
-    problems = method_problems(method.name, alignment, method.requirements)
-    if tree is not None:
-        problems += [
+    """The data's problems for this method; [] when the run can go ahead.
+
+    `alignment` None: a run on the tree alone (a method that needs no alignment)."""
+    if alignment is None:
+        if tree is None or not tree.tree_newick:
+            return [Problem(code="tree_required", message=f"{method.name} needs a tree")]
+        # the tree is the data: only its own errors (duplicate tips) matter
+        problems = [
             p
-            for p in check_tree_against_names(tree.tree_tips, alignment.names)
+            for p in check_tree_against_names(tree.tree_tips, tree.tree_tips)
             if p.severity == "error"
         ]
-    context = check_context(alignment, tree)
+        context = check_context(tree, tree)
+    else:
+        problems = method_problems(method.name, alignment, method.requirements)
+        if tree is not None:
+            problems += [
+                p
+                for p in check_tree_against_names(tree.tree_tips, alignment.names)
+                if p.severity == "error"
+            ]
+        context = check_context(alignment, tree)
     if method.requirements.needs_labelled_branches and not context.branch_sets.labels:
         problems.append(
             Problem(
@@ -109,13 +122,19 @@ class PlannedRun:
 def plan_run(
     method: HyPhyMethod,
     options: MethodOptions,
-    alignment_text: str,
-    alignment: ValidationReport,
+    alignment_text: str | None,
+    alignment: ValidationReport | None,
     tree: ValidationReport | None,
 ) -> PlannedRun:
-    prepared = inputs.prepare_inputs(
-        alignment_text, alignment, tree, needs_tree=method.requirements.needs_tree
-    )
+    """Input files and arguments; without an alignment (text or report), the tree alone."""
+    if alignment_text is None or alignment is None:
+        if tree is None:
+            raise ValueError(f"{method.name} needs an alignment or a tree")
+        prepared = inputs.prepare_tree_inputs(tree)
+    else:
+        prepared = inputs.prepare_inputs(
+            alignment_text, alignment, tree, needs_tree=method.requirements.needs_tree
+        )
     return PlannedRun(prepared, method.arguments(options, prepared.context))
 
 

@@ -305,6 +305,24 @@ def _tree_report(tree: DatasetRow | None) -> ValidationReport | None:
     return report.model_copy(update={"kind": "tree", "names": report.tree_tips, "problems": []})
 
 
+def _require_inputs(module: HyPhyMethod, alignment_id: str | None, tree_id: str | None) -> None:
+    """The dataset ids a request must name: an alignment, unless the method reads only a
+    tree (then the tree). 422 naming the missing field, as upstream's InvalidDataError."""
+    if alignment_id:
+        return
+    if module.requirements.needs_alignment:
+        raise ValidationFailedError(
+            "alignment: the id of an alignment dataset is required",
+            [{"code": "invalid_option", "field": "alignment", "message": "alignment is required"}],
+        )
+    if not tree_id:
+        raise ValidationFailedError(
+            f"tree: {module.name} needs the id of a tree dataset (or of an alignment with its "
+            "own tree)",
+            [{"code": "invalid_option", "field": "tree", "message": "tree is required"}],
+        )
+
+
 class AnalysesService:
     def __init__(
         self,
@@ -552,35 +570,46 @@ class AnalysesService:
         self,
         user_id: str,
         method: str,
-        alignment_id: str,
+        alignment_id: str | None,
         tree_id: str | None,
         options: dict[str, Any],
     ) -> dict[str, Any]:
+        """Queue a job. `alignment_id` may be None only for a method that reads just a tree
+        (its requirements say so); the tree is then required."""
         require_storable_json([method, alignment_id, tree_id], "the job's method or dataset id")
         require_storable_json(options, "options")
         info, module = self.runnable(method)
+        _require_inputs(module, alignment_id, tree_id)
         try:
             checked = runs.method_options(module, options)
         except runs.OptionsError as exc:
             raise ValidationFailedError(str(exc), option_problems(exc)) from None
         async with self._database.session() as db:
-            alignment = await self._owned_dataset(db, user_id, alignment_id)
+            alignment = (
+                await self._owned_dataset(db, user_id, alignment_id) if alignment_id else None
+            )
             tree = await self._owned_dataset(db, user_id, tree_id) if tree_id else None
         stored_options = checked.model_dump(mode="json")
         report, tree_report = await self._reports(alignment, tree, stored_options)
         problems = runs.run_problems(module, checked, report, tree_report)
         if problems:
-            subject = f"{info.name} cannot run on dataset {alignment.name}, which"
+            analysed = alignment or tree
+            assert analysed is not None  # _require_inputs
+            subject = f"{info.name} cannot run on dataset {analysed.name}, which"
             message = problems_message(subject, problems)
             raise ValidationFailedError(message, _problem_dicts(problems))
         if self._runner is None:  # checked last: the data's problems are worth knowing anyway
             raise HyPhyMissingError(HYPHY_MISSING)
-        notes = inputs.tree_notes(report, tree_report, module.requirements.needs_tree)
+        notes = (
+            inputs.tree_notes(report, tree_report, module.requirements.needs_tree)
+            if report is not None
+            else []
+        )
         row = JobRow(
             id=new_id(),
             user_id=user_id,
             method=info.id,
-            alignment_id=alignment.id,
+            alignment_id=alignment.id if alignment else None,
             tree_id=tree.id if tree else None,
             options=json.dumps(stored_options),
             status="queued",
@@ -595,8 +624,11 @@ class AnalysesService:
         return job_json(row)
 
     async def _reports(
-        self, alignment: DatasetRow, tree: DatasetRow | None, options: dict[str, Any]
-    ) -> tuple[ValidationReport, ValidationReport | None]:
+        self, alignment: DatasetRow | None, tree: DatasetRow | None, options: dict[str, Any]
+    ) -> tuple[ValidationReport | None, ValidationReport | None]:
+        """(the alignment's report, the tree's); no alignment: a run on the tree alone."""
+        if alignment is None:
+            return None, _tree_report(tree)
         if alignment.kind != "alignment":
             raise AnalysisInputError(f"Dataset {alignment.id} is a tree, not an alignment")
         report = ValidationReport.model_validate_json(alignment.report)
@@ -616,16 +648,23 @@ class AnalysesService:
             job = await repository.get_job(db, job_id)
             if job is None:
                 raise ValueError("The job was deleted")
-            alignment = await repository.get_dataset(db, job.alignment_id)
+            alignment = (
+                await repository.get_dataset(db, job.alignment_id) if job.alignment_id else None
+            )
             tree = await repository.get_dataset(db, job.tree_id) if job.tree_id else None
-        if alignment is None or (job.tree_id and tree is None):
+        if (job.alignment_id and alignment is None) or (job.tree_id and tree is None):
             raise ValueError("A dataset of this job was deleted before the job ran")
         module = registry()[job.method]
         stored_options = json.loads(job.options)
         options = module.Options.model_validate(stored_options)
         report, tree_report = await self._reports(alignment, tree, stored_options)
         planned = await asyncio.to_thread(
-            runs.plan_run, module, options, alignment.content, report, tree_report
+            runs.plan_run,
+            module,
+            options,
+            alignment.content if alignment else None,
+            report,
+            tree_report,
         )
         return PreparedJob(
             keyword=module.keyword,
@@ -651,7 +690,11 @@ class AnalysesService:
         """Datasets a finished job produces (GARD's segments), owned by the job's user."""
         async with self._database.session() as db:
             job = await repository.get_job(db, job_id)
-            alignment = await repository.get_dataset(db, job.alignment_id) if job else None
+            alignment = (
+                await repository.get_dataset(db, job.alignment_id)
+                if job and job.alignment_id
+                else None
+            )
         module = registry().get(job.method) if job else None
         if job is None or alignment is None or module is None or not job.result:
             return
@@ -744,12 +787,13 @@ class AnalysesService:
         self,
         user_id: str,
         method: str,
-        alignment_id: str,
+        alignment_id: str | None,
         tree_id: str | None,
         options: dict[str, Any],
     ) -> str:
         """The newest of the user's jobs with this method, these datasets and these options."""
         _, module = self.runnable(method)
+        _require_inputs(module, alignment_id, tree_id)
         try:
             wanted = runs.method_options(module, options).model_dump(mode="json")
         except runs.OptionsError as exc:
@@ -757,8 +801,12 @@ class AnalysesService:
         filters = {"method": module.id, "alignment_id": alignment_id, "tree_id": tree_id}
         async with self._database.session() as db:
             rows = await repository.list_jobs(db, user_id, filters)
-        for row in rows:  # newest first
-            if row.tree_id == tree_id and json.loads(row.options) == wanted:
+        for row in rows:  # newest first; a None filter matches any, so compare both ids
+            if (
+                row.alignment_id == alignment_id
+                and row.tree_id == tree_id
+                and json.loads(row.options) == wanted
+            ):
                 return row.id
         raise AnalysisNotFoundError(f"No {module.name} job of yours has these datasets and options")
 

@@ -279,7 +279,7 @@ class SlurmExecutor:
     ) -> SlurmJob:
         spec = replace(spec, cpus=self.cpus_per_job)
         workdir = fresh_workdir(self.jobs_dir, spec.job_id).resolve()
-        alignment = stage_input(spec.alignment, workdir)
+        alignment = stage_input(spec.alignment, workdir) if spec.alignment else None
         tree = stage_input(spec.tree, workdir) if spec.tree else None
         argv = build_command(
             Path(self.hyphy_binary), spec, alignment, tree, workdir / "result.json"

@@ -734,6 +734,8 @@ class MethodRequirements:
     needs_codons: bool = True
     needs_tree: bool = True
     needs_labelled_branches: bool = False
+    # False: HyPhy reads only a tree (Slatkin-Maddison); an alignment is optional, a tree is not
+    needs_alignment: bool = True
 
 
 def method_problems(

@@ -208,7 +208,8 @@ def generated_rows(job: JobRow) -> list[VisualizationRow]:
             id=generated_id(job.id, index),
             user_id=job.user_id,
             job_id=job.id,
-            dataset_id=job.alignment_id,
+            # the data analysed: the alignment, or the tree of a run on a tree alone
+            dataset_id=job.alignment_id or job.tree_id,
             title=_plot_title(spec, job.method, index),
             description=f"Plot {index + 1} of this {job.method.upper()} job, saved when it "
             "completed",

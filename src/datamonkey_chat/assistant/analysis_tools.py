@@ -86,7 +86,7 @@ async def save_pasted_alignment(
 async def start_analysis(
     ctx: RunContext[AssistantDeps],
     method: str,
-    alignment_id: str,
+    alignment_id: str | None = None,
     tree_id: str | None = None,
     options: dict[str, Any] | None = None,
 ) -> ToolResult:
@@ -95,7 +95,8 @@ async def start_analysis(
 
     Args:
         method: method id or name from list_methods, e.g. "fel", "absrel".
-        alignment_id: id of the alignment dataset.
+        alignment_id: id of the alignment dataset; omit only for Slatkin-Maddison, which
+            can run on a tree alone (then give tree_id).
         tree_id: id of a tree dataset (or of a NEXUS alignment with its own tree); omit to
             use the alignment's own tree, or a neighbour-joining tree built for the job.
         options: the method's options, following describe_method's `options_schema`,

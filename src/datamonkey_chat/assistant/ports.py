@@ -20,7 +20,7 @@ class AnalysesPort(Protocol):
         self,
         user_id: str,
         method: str,
-        alignment_id: str,
+        alignment_id: str | None,
         tree_id: str | None,
         options: dict[str, Any],
     ) -> dict[str, Any]: ...

@@ -100,7 +100,8 @@ class JobRow(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[str] = mapped_column(String(64))
     method: Mapped[str] = mapped_column(String(32))  # catalog id
-    alignment_id: Mapped[str] = mapped_column(String(64))
+    # None: a method that reads only a tree (Slatkin-Maddison) ran on the tree alone
+    alignment_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     tree_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     options: Mapped[str] = mapped_column(Text)  # JSON
     status: Mapped[str] = mapped_column(String(16))  # queued | running | completed | error

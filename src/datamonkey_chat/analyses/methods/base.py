@@ -76,7 +76,7 @@ class BranchSets:
 class InputContext:
     """What a method may look at when checking inputs and building its command line."""
 
-    alignment: ValidationReport
+    alignment: ValidationReport  # for a run on a tree alone (no alignment), the tree's report
     tree_available: bool  # a tree is uploaded, embedded, or will be built
     tree_rooted: bool = False
     branch_sets: BranchSets = field(default_factory=BranchSets)

@@ -21,7 +21,8 @@ Every method is started with `POST /api/v1/methods/{method}-start` and a JSON bo
 `alignment` (a dataset id), optionally `tree` (a tree dataset, or a NEXUS alignment whose own
 tree to use; without one the alignment's own tree or a neighbour-joining tree is used) and
 the options below (the fields of the upstream Datamonkey API 1.2.0 request, plus additive
-ones). A bad value is refused with 422 naming the field. Every completed job offers
+ones); a method that "runs on a tree alone" needs only `tree`, no `alignment`. A bad value
+is refused with 422 naming the field. Every completed job offers
 `GET /api/v1/jobs/{job_id}/table.csv` (one row per unit below, every column HyPhy reports)
 and `GET /api/v1/jobs/{job_id}/result.json` (HyPhy's JSON, your sequence names restored).
 """
@@ -67,6 +68,13 @@ def render() -> str:
         out.append(
             f"Endpoint: `POST /api/v1/methods/{info.id}-start` (HyPhy `{module.keyword}`).\n"
         )
+        if not module.requirements.needs_alignment:
+            out.append(
+                "Runs on a tree alone: without `alignment`, `tree` is required and HyPhy "
+                "gets only the tree. With an `alignment` the run is as for other methods "
+                "(the `tree` given, else the alignment's own, else a neighbour-joining "
+                "tree).\n"
+            )
         out.append("**Options**\n")
         out.extend(_options_table(option_list(module)))
         out.append("")

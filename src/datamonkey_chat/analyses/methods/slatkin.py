@@ -172,8 +172,12 @@ class Slatkin(HyPhyMethod):
     keyword = "sm"
     name = "Slatkin-Maddison"
     Options = SlatkinOptions
+    # SM-2019.bf reads only `--tree` (upstream's SlatkinRequest has no alignment)
     requirements = MethodRequirements(
-        data_types=frozenset({"nucleotide", "protein"}), needs_codons=False, needs_tree=True
+        data_types=frozenset({"nucleotide", "protein"}),
+        needs_codons=False,
+        needs_tree=True,
+        needs_alignment=False,
     )
     table_unit = "branch"
     summary_model = SlatkinSummary

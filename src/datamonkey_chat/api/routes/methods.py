@@ -74,6 +74,23 @@ class _Inputs(BaseModel):
     )
 
 
+class _TreeInputs(_Inputs):
+    """The inputs of a method that reads only a tree (upstream's SlatkinRequest: `tree`)."""
+
+    alignment: str | None = Field(  # type: ignore[assignment]
+        default=None,
+        pattern=DATASET_ID,
+        description="Optional: this method reads only the tree. When given, the tree is "
+        "`tree`, else the alignment's own, else a neighbour-joining tree built from it",
+    )
+    tree: str | None = Field(
+        default=None,
+        pattern=DATASET_ID,
+        description="Id of a tree dataset, or of a NEXUS alignment whose own tree to use; "
+        "required when no `alignment` is given",
+    )
+
+
 class _NoOptions(MethodOptions):
     """A method this server cannot run still gets upstream's route (answering why not)."""
 
@@ -97,7 +114,8 @@ def request_model(method_id: str, schema_name: str) -> type[BaseModel]:
     """Upstream's request model: the method's options (or any) plus the dataset ids."""
     module = registry().get(method_id)
     options = module.Options if module else _NoOptions
-    model = create_model(schema_name, __base__=(options, _Inputs))
+    tree_only = module is not None and not module.requirements.needs_alignment
+    model = create_model(schema_name, __base__=(options, _TreeInputs if tree_only else _Inputs))
     REQUEST_MODELS[schema_name] = model
     return model
 
@@ -140,21 +158,24 @@ async def body_or_header_user(request: Request, body: dict[str, Any]) -> str:
     return await session_service(request).authenticate(token)
 
 
-def request_inputs(body: dict[str, Any]) -> tuple[str, str | None, dict[str, Any]]:
-    """(alignment, tree, options) from a start or result body; user_token is not an option."""
-    alignment, tree = body.get("alignment"), body.get("tree")
-    if not isinstance(alignment, str) or not alignment:
-        raise ValidationFailedError(
-            "alignment: the id of an alignment dataset is required",
-            [{"code": "invalid_option", "field": "alignment", "message": "alignment is required"}],
-        )
-    if tree is not None and not isinstance(tree, str):
-        raise ValidationFailedError(
-            "tree: must be a dataset id",
-            [{"code": "invalid_option", "field": "tree", "message": "tree must be a dataset id"}],
-        )
+def request_inputs(body: dict[str, Any]) -> tuple[str | None, str | None, dict[str, Any]]:
+    """(alignment, tree, options) from a start or result body; user_token is not an option.
+    Which ids a method needs is the service's check (a tree-only method needs no alignment)."""
+    for field in ("alignment", "tree"):
+        value = body.get(field)
+        if value is not None and not isinstance(value, str):
+            raise ValidationFailedError(
+                f"{field}: must be a dataset id",
+                [
+                    {
+                        "code": "invalid_option",
+                        "field": field,
+                        "message": f"{field} must be a dataset id",
+                    }
+                ],
+            )
     options = {k: v for k, v in body.items() if k not in INPUT_FIELDS}
-    return alignment, tree or None, options
+    return body.get("alignment") or None, body.get("tree") or None, options
 
 
 Endpoint = Callable[..., Awaitable[Response]]
