@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -178,6 +179,21 @@ def request_inputs(body: dict[str, Any]) -> tuple[str | None, str | None, dict[s
     return body.get("alignment") or None, body.get("tree") or None, options
 
 
+@dataclass(frozen=True)
+class StartRequest:
+    user_id: str
+    alignment: str | None
+    tree: str | None
+    options: dict[str, Any]
+
+
+async def read_request(request: Request) -> StartRequest:
+    """Who asks, and for which datasets and options, from a start or POST -result body."""
+    body = await read_body(request)
+    user_id = await body_or_header_user(request, body)
+    return StartRequest(user_id, *request_inputs(body))
+
+
 Endpoint = Callable[..., Awaitable[Response]]
 
 
@@ -185,10 +201,10 @@ def _start(method_id: str) -> Endpoint:
     async def start(
         request: Request, analyses: Analyses, user_token: UserTokenHeader = None
     ) -> Response:
-        body = await read_body(request)
-        user_id = await body_or_header_user(request, body)
-        alignment, tree, options = request_inputs(body)
-        job = await analyses.start_job(user_id, method_id, alignment, tree, options)
+        asked = await read_request(request)
+        job = await analyses.start_job(
+            asked.user_id, method_id, asked.alignment, asked.tree, asked.options
+        )
         return JSONResponse(job)
 
     return start
@@ -207,11 +223,11 @@ def _result_by_request(method_id: str) -> Endpoint:
     async def result(
         request: Request, analyses: Analyses, user_token: UserTokenHeader = None
     ) -> Response:
-        body = await read_body(request)
-        user_id = await body_or_header_user(request, body)
-        alignment, tree, options = request_inputs(body)
-        job_id = await analyses.find_job(user_id, method_id, alignment, tree, options)
-        return JSONResponse(await analyses.job_result(user_id, method_id, job_id))
+        asked = await read_request(request)
+        job_id = await analyses.find_job(
+            asked.user_id, method_id, asked.alignment, asked.tree, asked.options
+        )
+        return JSONResponse(await analyses.job_result(asked.user_id, method_id, job_id))
 
     return result
 
@@ -270,10 +286,11 @@ for _method_id, _upstream in load_upstream_methods().items():
 @router.post("/{method}-start", include_in_schema=False)
 async def start_by_name(method: str, request: Request, analyses: Analyses) -> Response:
     """Any catalog name or alias (e.g. `multi-hit`, `slatkin-maddison`)."""
-    body = await read_body(request)
-    user_id = await body_or_header_user(request, body)
-    alignment, tree, options = request_inputs(body)
-    return JSONResponse(await analyses.start_job(user_id, method, alignment, tree, options))
+    asked = await read_request(request)
+    job = await analyses.start_job(
+        asked.user_id, method, asked.alignment, asked.tree, asked.options
+    )
+    return JSONResponse(job)
 
 
 @router.get("/{method}-result", include_in_schema=False)
