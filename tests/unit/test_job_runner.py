@@ -293,6 +293,18 @@ async def test_a_run_another_process_follows_is_cancelled_by_its_external_id(
     await runner.stop()
 
 
+async def test_stop_right_after_a_wake_returns(make_runner: Callable[..., JobRunner]) -> None:
+    """A job started just before shutdown wakes the loop as stop() cancels it: the cancel
+    must not be lost (Python 3.11's wait_for swallowed it, and stop() waited forever)."""
+    runner = make_runner(ExecutorDouble())
+    await runner.start()
+    await asyncio.sleep(0.1)  # the loop is idle, waiting to be woken
+    runner.wake()
+    stopping = asyncio.ensure_future(runner.stop())
+    done, _ = await asyncio.wait([stopping], timeout=5)  # waits, never cancels stop()
+    assert done, "stop() hung: the loop lost its cancellation"
+
+
 async def test_recovery_requeues_once_then_gives_up(
     database: Database, make_runner: Callable[..., JobRunner]
 ) -> None:

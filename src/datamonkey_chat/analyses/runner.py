@@ -207,8 +207,12 @@ class JobRunner:
             except Exception:  # a DB hiccup must not end the runner
                 log.exception("job runner iteration failed")
             self._wake.clear()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that
+            # arrives as the event is set (a job start just before shutdown), and stop()
+            # then waited for this loop forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+                async with asyncio.timeout(self._poll_seconds):
+                    await self._wake.wait()
 
     async def _fill_slots(self) -> None:
         free = self._max_concurrent - len(self._running)

@@ -120,7 +120,8 @@ class ChangeFeed:
         """Return when the connection closes or stops answering."""
         while not lost.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(lost.wait(), LIVENESS_SECONDS)
+                async with asyncio.timeout(LIVENESS_SECONDS):  # not wait_for: it can eat a cancel
+                    await lost.wait()
                 return
             await connection.execute("SELECT 1", timeout=LIVENESS_SECONDS)
 
