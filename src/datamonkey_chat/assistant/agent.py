@@ -155,12 +155,15 @@ class PydanticAIAssistant:
                 message, message_history=messages, deps=deps
             ) as events:
                 while True:
-                    # wait_for per event: a timeout scope must not span our `yield`s
+                    # A timeout per event: a timeout scope must not span our `yield`s. Not
+                    # wait_for: on Python 3.11 it swallows a cancel (the client went away)
+                    # that arrives as an event does, and the run would go on and be stored.
                     remaining = deadline - loop.time()
                     if remaining <= 0:
                         raise TimeoutError
                     try:
-                        event = await asyncio.wait_for(anext(events), remaining)
+                        async with asyncio.timeout(remaining):
+                            event = await anext(events)
                     except StopAsyncIteration:
                         break
                     if isinstance(event, AgentRunResultEvent):
