@@ -37,7 +37,7 @@ from datamonkey_chat.analyses.methods.options import (
     PValue,
     YesNo,
     branch_problems,
-    branches_argument,
+    branches_arguments,
     only_default,
 )
 from datamonkey_chat.analyses.validation import Problem
@@ -125,9 +125,7 @@ class Absrel(HyPhyMethod):
         }
         if options.srv == "Yes":
             args["syn-rates"] = options.syn_rates
-        branches = branches_argument(options.branches, context.branch_sets)
-        if branches:
-            args["branches"] = branches
+        args.update(branches_arguments(options.branches, context.branch_sets))
         return args
 
     def summarize(self, data: dict[str, Any], options: Any) -> BranchSelection:

@@ -35,7 +35,7 @@ from datamonkey_chat.analyses.methods.base import (
 from datamonkey_chat.analyses.methods.options import (
     BranchList,
     branch_problems,
-    branches_argument,
+    branches_arguments,
 )
 from datamonkey_chat.analyses.validation import MethodRequirements, Problem
 
@@ -177,9 +177,7 @@ class Fade(HyPhyMethod):
             "method": options.method,
             "concentration_parameter": options.concentration_parameter,
         }
-        branches = branches_argument(options.branches, context.branch_sets)
-        if branches:
-            args["branches"] = branches
+        args.update(branches_arguments(options.branches, context.branch_sets))
         return args
 
     def summarize(self, data: dict[str, Any], options: Any) -> FadeSummary:

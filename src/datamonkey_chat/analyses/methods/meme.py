@@ -41,7 +41,7 @@ from datamonkey_chat.analyses.methods.options import (
     PValue,
     YesNo,
     branch_problems,
-    branches_argument,
+    branches_arguments,
     only_default,
 )
 from datamonkey_chat.analyses.validation import Problem
@@ -143,9 +143,7 @@ class Meme(HyPhyMethod):
             "pvalue": options.pvalue,
             "resample": options.resample,
         }
-        branches = branches_argument(options.branches, context.branch_sets)
-        if branches:
-            args["branches"] = branches
+        args.update(branches_arguments(options.branches, context.branch_sets))
         return args
 
     def summarize(self, data: dict[str, Any], options: Any) -> Summary:

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
-from datamonkey_chat.analyses.methods.base import BranchSets, InputContext
+from datamonkey_chat.analyses.methods.base import BranchSets, InputContext, OptionValue
 from datamonkey_chat.analyses.validation import GENETIC_CODES, Problem
 
 YesNo = Literal["Yes", "No"]
@@ -92,16 +92,17 @@ Posterior = Annotated[float, Field(gt=0, lt=1)]
 STANDARD_SETS = {"all": "All", "internal": "Internal", "leaves": "Leaves"}
 
 
-def branches_argument(branches: list[str], sets: BranchSets) -> str | None:
-    """HyPhy's `--branches` value: All/Internal/Leaves or one label; None means HyPhy's default.
+def branches_arguments(branches: list[str], sets: BranchSets) -> dict[str, OptionValue]:
+    """HyPhy's `--branches`: All/Internal/Leaves or one label; none given, HyPhy's default
+    (no argument).
 
     HyPhy tests one set per run; several labels are refused in `branch_problems`.
     """
     if not branches:
-        return None
+        return {}
     first = branches[0]
-    standard = STANDARD_SETS.get(first.casefold())
-    return standard if standard else sets.hyphy(first)
+    value = STANDARD_SETS.get(first.casefold()) or sets.hyphy(first)
+    return {"branches": value} if value else {}
 
 
 def branch_problems(branches: list[str], context: InputContext, method: str) -> list[Problem]:

@@ -31,7 +31,7 @@ from datamonkey_chat.analyses.methods.options import (
     GeneticCode,
     PValue,
     branch_problems,
-    branches_argument,
+    branches_arguments,
 )
 from datamonkey_chat.analyses.validation import Problem
 
@@ -88,9 +88,7 @@ class Slac(HyPhyMethod):
             "samples": options.samples,
             "pvalue": options.pvalue,
         }
-        branches = branches_argument(options.branches, context.branch_sets)
-        if branches:
-            args["branches"] = branches
+        args.update(branches_arguments(options.branches, context.branch_sets))
         return args
 
     def summarize(self, data: dict[str, Any], options: Any) -> Summary:
