@@ -117,15 +117,7 @@ class Fel(HyPhyMethod):
 
     def plots(self, summary: Summary) -> list[PlotSpec]:
         assert isinstance(summary, sites.SelectedSites)
-        values = [
-            {
-                **s,
-                "beta_minus_alpha": None
-                if s["alpha"] is None or s["beta"] is None
-                else round(s["beta"] - s["alpha"], 4),
-            }
-            for s in summary.sites
-        ]
+        values = sites.with_beta_minus_alpha(summary.sites)
         return [
             sites.site_plot(
                 f"FEL: dN - dS per codon ({summary.test})",

@@ -191,15 +191,7 @@ class Fubar(HyPhyMethod):
 
     def plots(self, summary: Summary) -> list[PlotSpec]:
         assert isinstance(summary, FubarSites)
-        values = [
-            {
-                **s,
-                "beta_minus_alpha": None
-                if s["alpha"] is None or s["beta"] is None
-                else round(s["beta"] - s["alpha"], 4),
-            }
-            for s in summary.sites
-        ]
+        values = sites.with_beta_minus_alpha(summary.sites)
         return [
             sites.site_plot(
                 f"FUBAR: posterior probability of positive selection per codon ({summary.test})",

@@ -155,6 +155,19 @@ def site_caveats(data: dict[str, Any], found: int) -> list[str]:
     return caveats
 
 
+def with_beta_minus_alpha(series: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each site's point with `beta_minus_alpha` (dN - dS), the y of FEL's and FUBAR's plots."""
+    return [
+        {
+            **s,
+            "beta_minus_alpha": None
+            if s["alpha"] is None or s["beta"] is None
+            else round(s["beta"] - s["alpha"], 4),
+        }
+        for s in series
+    ]
+
+
 def site_plot(
     title: str,
     values: list[dict[str, Any]],
