@@ -92,6 +92,24 @@ async def clients_at(app: FastAPI, *addresses: str) -> AsyncIterator[list[httpx.
         yield clients
 
 
+DEEP_JSON = b'{"alignment": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"  # past json's recursion
+
+
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [("/methods/fel-start", "invalid_request"), ("/visualizations", "invalid_data")],
+)
+async def test_json_nested_past_the_parsers_recursion_is_400(
+    client: httpx.AsyncClient, path: str, code: str
+) -> None:
+    token = (await client.post("/chat", json={})).headers["X-Session-Token"]
+    headers = {"user_token": token, "content-type": "application/json"}
+    response = await client.post(path, content=DEEP_JSON, headers=headers)
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == code
+    assert "not valid JSON" in response.json()["details"]
+
+
 def big_fasta(sequences: int = 30, sites: int = 99_999) -> str:
     return "".join(f">s{i}\n" + "ACG" * (sites // 3) + "\n" for i in range(sequences))
 

@@ -11,7 +11,6 @@ fallback.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from datamonkey_chat.analyses.methods import registry
 from datamonkey_chat.analyses.methods.base import MethodOptions
+from datamonkey_chat.api.bodies import json_object
 from datamonkey_chat.api.deps import (
     Analyses,
     CurrentUser,
@@ -142,12 +142,9 @@ def _documented_body(schema_name: str) -> dict[str, Any]:
 
 async def read_body(request: Request) -> dict[str, Any]:
     try:
-        body = json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInputError("The request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise InvalidInputError("The request body must be a JSON object")
-    return body
+        return json_object(await request.body())
+    except ValueError as exc:
+        raise InvalidInputError(str(exc)) from None
 
 
 async def body_or_header_user(request: Request, body: dict[str, Any]) -> str:

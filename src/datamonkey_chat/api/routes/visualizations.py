@@ -5,11 +5,11 @@ an object too) is a 400 with upstream's InvalidDataError `errors`."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
 
+from datamonkey_chat.api.bodies import json_object
 from datamonkey_chat.api.deps import CurrentUser, Visualizations
 from datamonkey_chat.api.responses import JSONResponse
 from datamonkey_chat.api.routes.chat import UNAUTHORIZED, Responses
@@ -62,20 +62,12 @@ def _documented_body(model: type) -> dict[str, Any]:
     }
 
 
-def _refuse_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
-
-
 async def _body(request: Request) -> dict[str, Any]:
     try:
-        body = json.loads(await request.body(), parse_constant=_refuse_constant)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        problem = {"field": "body", "message": "The request body is not valid JSON"}
+        return json_object(await request.body(), strict=True)
+    except ValueError as exc:
+        problem = {"field": "body", "message": str(exc)}
         raise InvalidData(problem["message"], [problem]) from None
-    if not isinstance(body, dict):
-        problem = {"field": "body", "message": "The request body must be a JSON object"}
-        raise InvalidData(problem["message"], [problem])
-    return body
 
 
 @router.get(
