@@ -110,6 +110,14 @@ async def test_json_nested_past_the_parsers_recursion_is_400(
     assert "not valid JSON" in response.json()["details"]
 
 
+async def test_upload_meta_nested_past_the_parsers_recursion_is_400(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await upload(client, FASTA, meta=DEEP_JSON.decode())
+    assert response.status_code == 400, response.text
+    assert "meta must be a JSON object string" in response.json()["details"]
+
+
 def big_fasta(sequences: int = 30, sites: int = 99_999) -> str:
     return "".join(f">s{i}\n" + "ACG" * (sites // 3) + "\n" for i in range(sequences))
 

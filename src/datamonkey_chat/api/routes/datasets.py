@@ -3,11 +3,11 @@ validation, ownership and storage live in analyses.service."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 
+from datamonkey_chat.api.bodies import json_object
 from datamonkey_chat.api.deps import (
     SESSION_HEADER,
     TOKEN_HEADER_DOC,
@@ -46,12 +46,9 @@ def _meta(meta: str | None) -> dict[str, Any]:
     if not meta:
         return {}
     try:
-        parsed = json.loads(meta)
+        return json_object(meta.encode())
     except ValueError:
         raise InvalidInputError("meta must be a JSON object string") from None
-    if not isinstance(parsed, dict):
-        raise InvalidInputError("meta must be a JSON object string")
-    return parsed
 
 
 @router.post(
