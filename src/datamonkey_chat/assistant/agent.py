@@ -64,7 +64,6 @@ from datamonkey_chat.assistant.base import (
     ToolEvent,
 )
 from datamonkey_chat.assistant.history import history_messages
-from datamonkey_chat.assistant.offline import OFFLINE_DESCRIPTION, offline_model
 from datamonkey_chat.assistant.prompts import system_prompt
 from datamonkey_chat.assistant.tools import build_toolsets
 from datamonkey_chat.settings import Settings
@@ -132,7 +131,7 @@ class PydanticAIAssistant:
         self, history: list[StoredTurn], message: str, deps: AssistantDeps
     ) -> AssistantReply:
         agent = self._require_agent()
-        deps = _with_message(deps, message)
+        deps = with_message(deps, message)
         messages = self._history(history, message)
         try:
             async with asyncio.timeout(self._settings.reply_timeout_seconds):
@@ -145,7 +144,7 @@ class PydanticAIAssistant:
         self, history: list[StoredTurn], message: str, deps: AssistantDeps
     ) -> AsyncIterator[StreamEvent]:
         agent = self._require_agent()
-        deps = _with_message(deps, message)
+        deps = with_message(deps, message)
         messages = self._history(history, message)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._settings.reply_timeout_seconds
@@ -249,7 +248,7 @@ def _is_openai_error(exc: BaseException) -> bool:
     return isinstance(exc, openai.OpenAIError)
 
 
-def _with_message(deps: AssistantDeps, message: str) -> AssistantDeps:
+def with_message(deps: AssistantDeps, message: str) -> AssistantDeps:
     # tools such as save_pasted_alignment read the message from deps
     return deps if deps.current_message else dataclasses.replace(deps, current_message=message)
 
@@ -267,11 +266,15 @@ def _model_settings(settings: Settings) -> ModelSettings:
 
 
 def _reply_from(result: AgentRunResult[str]) -> AssistantReply:
-    new = _without_instructions(result.new_messages())
+    return reply_from_messages(_without_instructions(result.new_messages()), result.output)
+
+
+def reply_from_messages(new: Sequence[ModelMessage], output: str) -> AssistantReply:
+    """The reply to store from a run's new messages (instructions left out) and its output."""
     return AssistantReply(
-        text=_reply_text(new) or result.output,
+        text=_reply_text(new) or output,
         tool_events=tool_events(new),
-        model_messages=ModelMessagesTypeAdapter.dump_json(new).decode(),
+        model_messages=ModelMessagesTypeAdapter.dump_json(list(new)).decode(),
     )
 
 
@@ -427,9 +430,10 @@ def build_assistant(settings: Settings) -> Assistant:
     stop the server: health reports it unhealthy and replies fail with a clear 502 cause.
     """
     if not settings.model:
-        return PydanticAIAssistant(
-            offline_model(), settings=settings, description=OFFLINE_DESCRIPTION, offline=True
-        )
+        # imported here: the offline assistant is built on this module's pipeline
+        from datamonkey_chat.assistant.offline_direct import OfflineAssistant
+
+        return OfflineAssistant(settings)
     try:
         model, description = resolve_model(settings)
     except (UserError, ValueError) as exc:

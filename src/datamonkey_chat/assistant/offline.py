@@ -61,9 +61,11 @@ __all__ = [
     "decide",
     "find_methods",
     "offline_model",
+    "step_response",
 ]
 
 OFFLINE_DESCRIPTION = "offline assistant"
+OFFLINE_MODEL_NAME = "offline"
 MAX_TOOL_ROUNDS = 6  # a guard: every handler needs at most three
 
 CONNECT_HINT = (
@@ -1004,8 +1006,8 @@ def _new_call_id() -> str:
     return f"offline-{uuid.uuid4().hex[:12]}"
 
 
-async def offline_reply(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
-    step = decide(situation_from_messages(messages, info))
+def step_response(step: Step) -> ModelResponse:
+    """The model response that takes `step`: its tool calls, or its text."""
     parts: list[ModelResponsePart]
     if step.calls:
         parts = [ToolCallPart(c.tool, c.args, tool_call_id=_new_call_id()) for c in step.calls]
@@ -1013,7 +1015,15 @@ async def offline_reply(messages: list[ModelMessage], info: AgentInfo) -> ModelR
         parts = [TextPart(step.text)]
     # Nothing is billed offline. Without a usage, FunctionModel estimates one by re-reading
     # (and serializing) the whole history on every request: more work than the reply.
-    return ModelResponse(parts=parts, usage=RequestUsage(output_tokens=len(step.text) // 4 + 1))
+    return ModelResponse(
+        parts=parts,
+        usage=RequestUsage(output_tokens=len(step.text) // 4 + 1),
+        model_name=OFFLINE_MODEL_NAME,
+    )
+
+
+async def offline_reply(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    return step_response(decide(situation_from_messages(messages, info)))
 
 
 async def offline_stream(
@@ -1031,4 +1041,6 @@ async def offline_stream(
 
 
 def offline_model() -> FunctionModel:
-    return FunctionModel(offline_reply, stream_function=offline_stream, model_name="offline")
+    return FunctionModel(
+        offline_reply, stream_function=offline_stream, model_name=OFFLINE_MODEL_NAME
+    )
