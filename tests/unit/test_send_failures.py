@@ -28,6 +28,7 @@ class ScriptedAssistantDouble:
     """Test double: replies, fails or stalls as a test scripts it."""
 
     description = "scripted test double"
+    replays_records = True
 
     def __init__(self) -> None:
         self.fail_with: Exception | None = None

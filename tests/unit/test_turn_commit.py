@@ -99,3 +99,44 @@ async def test_a_failing_turn_fails_alone(database):
     assert await last_seq(database, "c1") == 0  # nothing of the failed turn stayed
     async with database.session() as db:
         assert await db.scalar(select(func.count()).select_from(MessageRow)) == 4
+
+
+async def test_a_batch_costs_the_same_statements_whatever_its_size(database):
+    """One UPDATE for every conversation of the batch and one INSERT for every message: with
+    SQLite each statement is hops through the event loop while the writer's lock is held."""
+    inserter = GroupInserter(database, ConversationRow)
+    for n in range(40):
+        await inserter.insert(conversation(n))
+    statements: list[str] = []
+    event.listen(
+        database.engine.sync_engine,
+        "before_cursor_execute",
+        lambda _c, _cur, statement, *_: statements.append(statement.split()[0]),
+    )
+    committer = TurnCommitter(database)
+    results = await asyncio.gather(
+        *(committer.commit(f"c{n}", 100 + n, messages(f"c{n}", 0)) for n in range(40))
+    )
+    assert results == [1] * 40
+    assert statements == ["UPDATE", "INSERT"]
+    async with database.session() as db:  # each conversation got its own turn's time
+        times = dict(
+            (await db.execute(select(ConversationRow.id, ConversationRow.updated_ms))).all()
+        )
+    assert times == {f"c{n}": 100 + n for n in range(40)}
+
+
+async def test_two_turns_of_one_conversation_waiting_together_are_both_stored(database):
+    """A conversation's second waiting turn goes in the next batch, numbered after the first."""
+    inserter = GroupInserter(database, ConversationRow)
+    await inserter.insert(conversation(0))
+    await inserter.insert(conversation(1))
+    committer = TurnCommitter(database)
+    results = await asyncio.gather(
+        committer.commit("c0", 9, messages("c0", 0)),
+        committer.commit("c0", 10, messages("c0", 0)),
+        committer.commit("c1", 9, messages("c1", 0)),
+    )
+    assert results == [1, 3, 1]
+    assert await stored(database) == {"c0": [1, 2, 3, 4], "c1": [1, 2]}
+    assert await last_seq(database, "c0") == 4

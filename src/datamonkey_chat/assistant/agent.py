@@ -63,7 +63,7 @@ from datamonkey_chat.assistant.base import (
     TextDelta,
     ToolEvent,
 )
-from datamonkey_chat.assistant.history import history_messages
+from datamonkey_chat.assistant.history import history_messages, messages_chars
 from datamonkey_chat.assistant.prompts import system_prompt
 from datamonkey_chat.assistant.tools import build_toolsets
 from datamonkey_chat.settings import Settings
@@ -126,6 +126,10 @@ class PydanticAIAssistant:
     @property
     def description(self) -> str:
         return self._description
+
+    @property
+    def replays_records(self) -> bool:
+        return True  # a model sees its earlier tool calls and results
 
     async def reply(
         self, history: list[StoredTurn], message: str, deps: AssistantDeps
@@ -275,6 +279,7 @@ def reply_from_messages(new: Sequence[ModelMessage], output: str) -> AssistantRe
         text=_reply_text(new) or output,
         tool_events=tool_events(new),
         model_messages=ModelMessagesTypeAdapter.dump_json(list(new)).decode(),
+        model_chars=messages_chars(new),
     )
 
 

@@ -25,6 +25,7 @@ class StoredTurn:
     user_text: str
     reply_text: str
     model_messages: str | None = None
+    model_chars: int | None = None  # what `model_messages` costs in the context budget
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class AssistantReply:
     text: str
     tool_events: list[ToolEvent] = field(default_factory=list)
     model_messages: str | None = None  # JSON of this turn's messages, stored for history
+    model_chars: int | None = None  # their size in the context budget (history.messages_chars)
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,12 @@ class Assistant(Protocol):
     @property
     def description(self) -> str:
         """Human-readable name of the model in use (for health and logs)."""
+        ...
+
+    @property
+    def replays_records(self) -> bool:
+        """Whether replies need the history's records (`StoredTurn.model_messages`); without,
+        turns come with their texts and sizes only, which saves reading the records."""
         ...
 
     async def reply(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -31,10 +30,6 @@ __all__ = [
     "turn_chars",
     "turn_messages",
 ]
-# Sizes of recorded turns already measured, by a digest of their record: a turn is parsed to
-# be measured once, not on every send that has it in its window (the records stay in the
-# database; only the digest and a number are kept).
-SIZE_CACHE_ENTRIES = 16384
 
 
 def turn_messages(turn: StoredTurn) -> list[ModelMessage]:
@@ -47,20 +42,11 @@ def turn_messages(turn: StoredTurn) -> list[ModelMessage]:
 
 
 def turn_chars(turn: StoredTurn) -> int:
-    """`messages_chars(turn_messages(turn))`; a recorded turn is parsed for it only once."""
-    if not turn.model_messages:
-        return messages_chars(_text_messages(turn))
-    key = hashlib.blake2b(turn.model_messages.encode(), digest_size=16).digest()
-    chars = _sizes.get(key)
-    if chars is None:
-        chars = messages_chars(turn_messages(turn))
-        _sizes[key] = chars
-        if len(_sizes) > SIZE_CACHE_ENTRIES:
-            del _sizes[next(iter(_sizes))]  # the oldest measured
-    return chars
-
-
-_sizes: dict[bytes, int] = {}
+    """What the turn costs in the context budget: the size of its record, as stored with it
+    (`messages_chars` when it was written), else measured from the record or the texts."""
+    if turn.model_chars is not None:
+        return turn.model_chars
+    return messages_chars(turn_messages(turn))
 
 
 def _recorded_messages(record: str) -> list[ModelMessage] | None:
@@ -136,15 +122,8 @@ def history_messages(
     The same whole-turn trimming as `trim_turns`, but turns are read newest first and only
     until the budget is spent: older turns are never parsed, whatever the history's length.
     """
-    budget = max(0, budget_chars - reserve_chars)
-    kept: list[list[ModelMessage]] = []
-    used = 0
-    for turn in reversed(history):
-        messages = turn_messages(turn)
-        size = messages_chars(messages)
-        if used + size > budget:
-            break
-        kept.append(messages)
-        used += size
-    kept.reverse()
-    return [message for messages in kept for message in messages]
+    return [
+        message
+        for turn in kept_turns(history, budget_chars, reserve_chars=reserve_chars)
+        for message in turn_messages(turn)
+    ]

@@ -88,6 +88,11 @@ class OfflineAssistant:
     def description(self) -> str:
         return OFFLINE_DESCRIPTION
 
+    @property
+    def replays_records(self) -> bool:
+        # decide() reads earlier turns' prompts only: the texts and sizes of the window.
+        return False
+
     async def reply(
         self, history: list[StoredTurn], message: str, deps: AssistantDeps
     ) -> AssistantReply:

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 
@@ -34,6 +35,7 @@ from datamonkey_chat.domain.ids import new_id
 from datamonkey_chat.domain.locks import KeyedLocks
 from datamonkey_chat.domain.paging import Cursors
 from datamonkey_chat.domain.read_cache import ReadCache
+from datamonkey_chat.domain.windows import HistoryWindow, HistoryWindows
 from datamonkey_chat.storage import repository
 from datamonkey_chat.storage.change_feed import ChangeFeed
 from datamonkey_chat.storage.db import Database
@@ -49,9 +51,6 @@ MAX_TITLE_CHARS = 200
 # timestamps), and how much larger parsed JSON is than its text.
 _ROW_BYTES = 300
 _PARSED_JSON_FACTOR = 4
-# History is read newest first in batches of this many turns until the context budget is
-# covered, so a send reads a window of the conversation, never all of it.
-HISTORY_BATCH_TURNS = 16
 
 
 @dataclass(frozen=True)
@@ -69,15 +68,6 @@ class Page:
 
     items: list[Any]
     next_cursor: str | None
-
-
-@dataclass(frozen=True)
-class HistoryWindow:
-    """What a send needs before the model runs: the newest turns, and where to write next."""
-
-    turns: list[StoredTurn]
-    last_seq: int
-    is_first: bool
 
 
 @dataclass(frozen=True)
@@ -119,10 +109,13 @@ def _page_message(row: Row[Any]) -> Message:
     return Message(row.role, row.content, row.timestamp_ms, row.seq, events)
 
 
-def _min_model_chars(user_text: str, reply_text: str) -> int:
-    """A lower bound of the characters a turn costs in the context budget (see
-    assistant/history.py): the prompt and the reply's text parts, without their separators."""
-    return len(user_text) + len(reply_text) - 2 * reply_text.count("\n\n")
+def _events_json(events: list[dict[str, Any]]) -> str:
+    """Tool events as stored: orjson (several times faster on tool results), or the standard
+    library's ASCII-escaped JSON for what orjson refuses (a lone surrogate from a model)."""
+    try:
+        return orjson.dumps(events, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(events)
 
 
 def _check_found_and_owner(rows: list[Row[Any]], user_id: str) -> Row[Any]:
@@ -167,8 +160,15 @@ class ConversationService:
         self._new_conversations = GroupInserter(database, ConversationRow)
         self._turns = TurnCommitter(database)
         self._cursors = Cursors(secret or secrets.token_urlsafe(32))
-        self._context_budget_chars = context_budget_chars
-        self._context_max_turns = context_max_turns
+        self._windows = HistoryWindows(
+            database,
+            budget_chars=context_budget_chars,
+            max_turns=context_max_turns,
+            records=assistant.replays_records,
+            capacity=read_cache_size,
+            max_bytes=read_cache_bytes,
+            active=self._changes.listening,
+        )
         # Admission for assistant runs: with a CPU-bound (offline) assistant, a few runs at a
         # time finish as fast as many, and reads are not queued behind hundreds of them.
         self._reply_slots = asyncio.Semaphore(reply_slots)
@@ -199,7 +199,7 @@ class ConversationService:
     async def start(self) -> None:
         """With a read cache, follow other server processes' writes (PostgreSQL)."""
         if self._cache.capacity > 0:
-            await self._changes.start(self._cache.forget, self._cache.set_active)
+            await self._changes.start(self._forget, self._set_active)
 
     async def list_for_user(self, user_id: str) -> list[Conversation]:
         cached = self._cache.user_list(user_id)
@@ -294,7 +294,7 @@ class ConversationService:
             async with self._database.transaction() as db:
                 await self._owned(db, user_id, conversation_id)
                 await repository.delete_conversation(db, conversation_id)
-            self._cache.forget(user_id, conversation_id)
+            self._forget(user_id, conversation_id)
 
     async def rename(self, user_id: str, conversation_id: str, title: str) -> Conversation:
         async with self._database.transaction() as db:
@@ -311,7 +311,7 @@ class ConversationService:
             deps = self._deps(user_id, conversation_id, text)
             async with self._reply_slots:
                 reply = await self._assistant.reply(window.turns, text, deps)
-            stored = await self._store_turn(user_id, conversation_id, text, received, reply)
+            stored = await self._store_turn(window, conversation_id, text, received, reply)
         if window.is_first:
             self._title_later(user_id, conversation_id, text, reply.text)
         return stored
@@ -333,7 +333,7 @@ class ConversationService:
                     yield event
             if reply is None:
                 raise RuntimeError("assistant stream ended without a reply")
-            stored = await self._store_turn(user_id, conversation_id, text, received, reply)
+            stored = await self._store_turn(window, conversation_id, text, received, reply)
         if window.is_first:
             self._title_later(user_id, conversation_id, text, reply.text)
         yield ReplyStored(stored)
@@ -350,6 +350,15 @@ class ConversationService:
         for task in self._background:
             task.cancel()
 
+    def _forget(self, user_id: str, conversation_id: str | None = None) -> None:
+        """A change not made by a turn stored here: snapshots and windows are read again."""
+        self._cache.forget(user_id, conversation_id)
+        self._windows.forget(user_id, conversation_id)
+
+    def _set_active(self, active: bool) -> None:
+        self._cache.set_active(active)
+        self._windows.set_active(active)
+
     def _deps(self, user_id: str, conversation_id: str, text: str) -> AssistantDeps:
         return AssistantDeps(
             user_id=user_id,
@@ -359,36 +368,11 @@ class ConversationService:
         )
 
     async def _history(self, user_id: str, conversation_id: str) -> HistoryWindow:
-        """The newest turns that can fill the context budget, read newest first in batches:
-        the cost follows the budget, not the conversation's length."""
-        batch = 2 * HISTORY_BATCH_TURNS
-        async with self._database.read_connection() as db:
-            # The conversation and its newest messages in one statement; more batches only
-            # while the budget is not covered.
-            rows = await repository.conversation_and_messages(
-                db, conversation_id, None, batch, for_model=True
-            )
-            head = _check_found_and_owner(rows, user_id)
-            rows = [row for row in rows if row.seq is not None]
-            turns: list[StoredTurn] = []
-            used = 0
-            reply: Row[Any] | None = None
-            while True:
-                for row in rows:  # newest first: each reply, then the question before it
-                    if row.role == "assistant":
-                        reply = row
-                    elif reply is not None:
-                        turns.append(StoredTurn(row.content, reply.content, reply.model_messages))
-                        used += _min_model_chars(row.content, reply.content)
-                        reply = None
-                done = used > self._context_budget_chars
-                if done or len(turns) >= self._context_max_turns or len(rows) < batch:
-                    break
-                rows = await repository.messages_before(
-                    db, conversation_id, rows[-1].seq, batch, for_model=True
-                )
-        turns.reverse()
-        return HistoryWindow(turns, head.last_seq, head.last_seq == 0 and head.title is None)
+        window = await self._windows.window(conversation_id)
+        if window is None:
+            raise NotFoundError("Conversation not found")
+        _check_owner(window.owner, user_id)
+        return window
 
     @staticmethod
     async def _owned(db: Any, user_id: str, conversation_id: str) -> ConversationRow:
@@ -400,13 +384,14 @@ class ConversationService:
 
     async def _store_turn(
         self,
-        user_id: str,
+        window: HistoryWindow,
         conversation_id: str,
         text: str,
         received_ms: int,
         reply: AssistantReply,
     ) -> Message:
         replied = max(now_ms(), received_ms)
+        sized = reply.model_chars if reply.model_messages else None
         events = [event.as_dict() for event in reply.tool_events]
         reply_text = scrub(reply.text)  # a model's text is not checked at the edge
         question = {
@@ -417,6 +402,7 @@ class ConversationService:
             "timestamp_ms": received_ms,
             "tool_events": None,
             "model_messages": None,
+            "model_chars": None,
         }
         answer = {
             "conversation_id": conversation_id,
@@ -424,17 +410,26 @@ class ConversationService:
             "role": "assistant",
             "content": reply_text,
             "timestamp_ms": replied,
-            "tool_events": json.dumps(events) if events else None,
+            "tool_events": _events_json(events) if events else None,
             "model_messages": reply.model_messages,
+            "model_chars": sized,
         }
+        user_id = window.owner
+        committed = False
         try:
             first_seq = await self._turns.commit(conversation_id, replied, [question, answer])
             if first_seq is None:
                 raise NotFoundError("Conversation not found")  # deleted mid-reply
+            committed = True
         except IntegrityError as exc:
             raise ConflictError("Another message was sent to this conversation at once") from exc
         finally:
             self._cache.forget(user_id, conversation_id)
+            if not committed:  # whatever happened, the next send reads the window again
+                self._windows.forget(user_id, conversation_id)
+        record = reply.model_messages if self._assistant.replays_records else None
+        turn = StoredTurn(text, reply_text, record, sized)
+        self._windows.stored(conversation_id, window, turn)
         return Message("assistant", reply_text, replied, first_seq + 1, events or None)
 
     def _title_later(self, user_id: str, conversation_id: str, text: str, reply_text: str) -> None:

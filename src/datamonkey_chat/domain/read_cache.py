@@ -114,6 +114,16 @@ class ReadCache(Generic[Value]):
         if self.active and epoch == self.epoch:
             self._lists.put(user_id, values, size)
 
+    def replace_conversation(
+        self, conversation_id: str, owner: str, value: Value, epoch: int, size: int = 0
+    ) -> None:
+        """Keep `value`, which the caller made from a snapshot taken at `epoch` and its own
+        write since, in place of that snapshot; if anything was forgotten since, forget it."""
+        if self.active and epoch == self.epoch:
+            self._conversations.put(conversation_id, (owner, value), size)
+        else:
+            self._conversations.pop(conversation_id)
+
     def set_active(self, active: bool) -> None:
         """Suspend or resume; either way, forget everything (it may have gone stale)."""
         self.active = active

@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import (
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Any constant both sides agree on: server processes starting together take turns migrating.
 MIGRATION_LOCK_KEY = 0x646D632D6D6967  # "dmc-mig"
+SQLITE_POOL_SIZE = 32
+SQLITE_POOL_OVERFLOW = 32
 
 
 def _enable_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -49,6 +51,7 @@ class Database:
                 # the pool's own rollback on return is a no-op that would still cost a trip
                 # to aiosqlite's thread and back through the event loop.
                 pool_reset_on_return=None,
+                **_sqlite_pool_sizes(url),
             )
             event.listen(self.engine.sync_engine, "connect", _enable_sqlite_pragmas)
         else:
@@ -113,6 +116,16 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def _sqlite_pool_sizes(url: str) -> dict[str, int]:
+    """A file database's pool: every concurrent read holds a connection of its own (each a
+    thread of aiosqlite's). With the default 5 kept, a busy server opened and closed
+    overflow connections (a thread, the file, the pragmas) for most reads. (An in-memory
+    database has a single connection.)"""
+    if ":memory:" in url:
+        return {}
+    return {"pool_size": SQLITE_POOL_SIZE, "max_overflow": SQLITE_POOL_OVERFLOW}
 
 
 def _ensure_sqlite_dir(url: str) -> None:

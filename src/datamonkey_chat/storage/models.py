@@ -60,6 +60,9 @@ class MessageRow(Base):
     # the turn (JSON), kept so later turns can show the model its earlier tool use.
     tool_events: Mapped[str | None] = mapped_column(Text, nullable=True)
     model_messages: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # What the record costs in the context budget (assistant/history.py), measured when
+    # written, so a send never parses a turn again to measure it; None on older rows.
+    model_chars: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 # ---------------------------------------------------------------- analyses

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 from typing import Any, cast
 
-from sqlalchemy import Row, and_, delete, func, insert, or_, select, true, update
+from sqlalchemy import (
+    Row,
+    Select,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import defer
 
@@ -81,6 +95,15 @@ async def conversation_head(db: Executor, conversation_id: str) -> Row[Any] | No
     return cast("Row[Any] | None", (await db.execute(query)).first())
 
 
+def _message_columns(for_model: bool, records: bool) -> tuple[Any, ...]:
+    """What history needs (each reply's size in the context budget, and its record when
+    `records`), or otherwise what the wire shows."""
+    m = MessageRow
+    if not for_model:
+        return (m.seq, m.role, m.content, m.timestamp_ms, m.tool_events)
+    return (m.seq, m.role, m.content, m.model_chars) + ((m.model_messages,) if records else ())
+
+
 async def messages_before(
     db: Executor,
     conversation_id: str,
@@ -88,24 +111,32 @@ async def messages_before(
     limit: int,
     *,
     for_model: bool = False,
+    records: bool = True,
 ) -> list[Row[Any]]:
     """Up to `limit` messages older than `before_seq` (all if None), newest first.
 
     The unique (conversation_id, seq) index serves this as a backward range scan.
-    `for_model` selects what history needs (the model's record), otherwise what the wire shows.
     """
-    extra = (
-        (MessageRow.model_messages,)
-        if for_model
-        else (MessageRow.timestamp_ms, MessageRow.tool_events)
-    )
-    query = select(MessageRow.seq, MessageRow.role, MessageRow.content, *extra).where(
+    query = select(*_message_columns(for_model, records)).where(
         MessageRow.conversation_id == conversation_id
     )
     if before_seq is not None:
         query = query.where(MessageRow.seq < before_seq)
     query = query.order_by(MessageRow.seq.desc()).limit(limit)
     return list((await db.execute(query)).all())
+
+
+async def message_records(
+    db: Executor, conversation_id: str, seqs: Collection[int]
+) -> dict[int, str | None]:
+    """The model's records (`model_messages`) of these messages, by seq."""
+    if not seqs:
+        return {}
+    m = MessageRow
+    query = select(m.seq, m.model_messages).where(
+        m.conversation_id == conversation_id, m.seq.in_(list(seqs))
+    )
+    return {row.seq: row.model_messages for row in await db.execute(query)}
 
 
 async def conversation_and_messages(
@@ -115,27 +146,39 @@ async def conversation_and_messages(
     limit: int,
     *,
     for_model: bool = False,
+    records: bool = True,
 ) -> list[Row[Any]]:
     """The conversation's (user_id, title, last_seq) on every row, beside up to `limit` of its
     messages older than `before_seq`, newest first: one statement, so one round trip (with
     SQLite, every statement is a hop to the driver's thread and back). No row: no such
     conversation; one row with a null `seq`: no such messages."""
+    parameters: dict[str, Any] = {"conversation_id": conversation_id, "limit": limit}
+    if before_seq is not None:
+        parameters["before_seq"] = before_seq
+    query = _conversation_and_messages(before_seq is not None, for_model, records)
+    return cast("list[Row[Any]]", list((await db.execute(query, parameters)).all()))
+
+
+@functools.cache
+def _conversation_and_messages(before: bool, for_model: bool, records: bool) -> Select[Any]:
+    # Built once, with bound parameters: building and hashing the statement on every send
+    # and page cost more than running it.
     m, c = MessageRow, ConversationRow
-    extra = (m.model_messages,) if for_model else (m.timestamp_ms, m.tool_events)
     # The newest messages on their own (a backward scan of the unique index that stops after
     # `limit`), joined to the conversation's row afterwards.
-    newest = select(m.seq, m.role, m.content, *extra).where(m.conversation_id == conversation_id)
-    if before_seq is not None:
-        newest = newest.where(m.seq < before_seq)
-    window = newest.order_by(m.seq.desc()).limit(limit).subquery()
-    query = (
+    newest = select(*_message_columns(for_model, records)).where(
+        m.conversation_id == bindparam("conversation_id")
+    )
+    if before:
+        newest = newest.where(m.seq < bindparam("before_seq"))
+    window = newest.order_by(m.seq.desc()).limit(bindparam("limit")).subquery()
+    return (
         select(c.user_id, c.title, c.last_seq, *window.c)
         .select_from(c)
         .outerjoin(window, true())
-        .where(c.id == conversation_id)
+        .where(c.id == bindparam("conversation_id"))
         .order_by(window.c.seq.desc())
     )
-    return cast("list[Row[Any]]", list((await db.execute(query)).all()))
 
 
 async def conversations_after(
@@ -159,21 +202,30 @@ async def conversations_after(
     return cast("list[Row[Any]]", list((await db.execute(query)).all()))
 
 
-async def advance_conversation(
-    db: Executor, conversation_id: str, count: int, updated_ms: int
-) -> int | None:
-    """Add `count` to `last_seq` and set `updated_ms`; the new `last_seq`, None if no row.
+async def advance_conversations(
+    db: Executor, advances: Collection[tuple[str, int, int]]
+) -> dict[str, int]:
+    """For each (conversation_id, count, updated_ms), distinct ids: add `count` to `last_seq`
+    and set `updated_ms`, all in one statement. The new `last_seq` by id; an id missing
+    from the answer has no row.
 
-    The UPDATE's row lock serializes writers of one conversation until their commit; on
+    The UPDATE's row locks serialize writers of a conversation until their commit; on
     PostgreSQL a waiting writer re-reads the row it waited for, so numbers never collide."""
+    if not advances:
+        return {}
+    c = ConversationRow
+    counts = {conversation_id: count for conversation_id, count, _ in advances}
+    times = {conversation_id: updated_ms for conversation_id, _, updated_ms in advances}
     result = await db.execute(
-        update(ConversationRow)
-        .where(ConversationRow.id == conversation_id)
-        .values(last_seq=ConversationRow.last_seq + count, updated_ms=updated_ms)
-        .returning(ConversationRow.last_seq)
+        update(c)
+        .where(c.id.in_(list(counts)))
+        .values(
+            last_seq=c.last_seq + case(counts, value=c.id, else_=0),
+            updated_ms=case(times, value=c.id, else_=c.updated_ms),
+        )
+        .returning(c.id, c.last_seq)
     )
-    row = result.first()
-    return None if row is None else int(row[0])
+    return {row[0]: int(row[1]) for row in result}
 
 
 async def insert_messages(db: Executor, rows: list[dict[str, Any]]) -> None:

@@ -4,10 +4,15 @@ A turn claims its message numbers with one `UPDATE conversations SET last_seq = 
 ... RETURNING last_seq`: the row lock that UPDATE takes serializes the turns of one
 conversation across server processes (the second waits for the first's commit, then numbers
 its messages after the first's: no 409 in normal operation), and the number comes without a
-scan. Under load, one transaction carries many turns: one UPDATE each (in conversation id
-order, so two processes' batches lock rows in the same order), one executemany for all their
-messages, one commit. Each caller returns only after its turn is committed. A batch that
-fails is retried turn by turn, so one turn's failure is that turn's alone.
+scan. Under load, one transaction carries many turns, in a fixed number of statements
+whatever their count: one UPDATE for all their conversations (a turn per conversation in a
+batch), one executemany for all their messages, one commit. (With SQLite every statement is
+several hops to the driver's thread and back through a busy event loop, and the batch holds
+the one writer's lock meanwhile: a statement per turn made the batch's length, and so every
+send's wait, grow with the load.) Each caller returns only after its turn is committed. A
+batch that fails (PostgreSQL may end one of two processes' batches that lock the same
+conversations as a deadlock) is retried turn by turn, so one turn's failure is that turn's
+alone.
 """
 
 from __future__ import annotations
@@ -15,8 +20,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from datamonkey_chat.storage import repository
 from datamonkey_chat.storage.db import Database
@@ -56,8 +59,7 @@ class TurnCommitter:
     async def _flush(self) -> None:
         await asyncio.sleep(0)  # let the turns finishing in this turn of the loop join
         while self._waiting:
-            batch = [t for t in self._waiting[:MAX_TURNS_PER_TRANSACTION] if not t.done.done()]
-            del self._waiting[:MAX_TURNS_PER_TRANSACTION]
+            batch = self._next_batch()
             if not batch:
                 continue
             try:
@@ -81,30 +83,46 @@ class TurnCommitter:
                 for turn in batch:
                     _settle(turn, stored=stored)
 
+    def _next_batch(self) -> list[PendingTurn]:
+        """The waiting turns still wanted, oldest first, at most one per conversation (a
+        later turn of the same conversation waits for the next batch) and per transaction."""
+        batch: list[PendingTurn] = []
+        later: list[PendingTurn] = []
+        conversations: set[str] = set()
+        for turn in self._waiting:
+            if turn.done.done():
+                continue  # its caller went away
+            if turn.conversation_id in conversations or len(batch) >= MAX_TURNS_PER_TRANSACTION:
+                later.append(turn)
+            else:
+                conversations.add(turn.conversation_id)
+                batch.append(turn)
+        self._waiting = later
+        return batch
+
     async def _write(self, batch: list[PendingTurn]) -> list[PendingTurn]:
         """One transaction for the batch; returns the turns whose conversation still exists."""
-        stored: list[PendingTurn] = []
         async with self._database.write_connection() as connection:
-            for turn in sorted(batch, key=lambda t: t.conversation_id):
-                if await self._advance(connection, turn):
-                    stored.append(turn)
+            last_seqs = await repository.advance_conversations(
+                connection,
+                [(t.conversation_id, len(t.messages), t.updated_ms) for t in batch],
+            )
+            stored = [turn for turn in batch if _number(turn, last_seqs.get(turn.conversation_id))]
             await repository.insert_messages(
                 connection, [row for turn in stored for row in turn.messages]
             )
         return stored
 
-    @staticmethod
-    async def _advance(connection: AsyncConnection, turn: PendingTurn) -> bool:
-        """Claim the turn's message numbers on its conversation (locks its row until commit)."""
-        last = await repository.advance_conversation(
-            connection, turn.conversation_id, len(turn.messages), turn.updated_ms
-        )
-        if last is None:
-            return False  # deleted meanwhile
-        turn.first_seq = last - len(turn.messages) + 1
-        for offset, row in enumerate(turn.messages):
-            row["seq"] = turn.first_seq + offset
-        return True
+
+def _number(turn: PendingTurn, last_seq: int | None) -> bool:
+    """Number the turn's messages up to its conversation's new `last_seq`; False if the
+    conversation is gone (deleted meanwhile)."""
+    if last_seq is None:
+        return False
+    turn.first_seq = last_seq - len(turn.messages) + 1
+    for offset, row in enumerate(turn.messages):
+        row["seq"] = turn.first_seq + offset
+    return True
 
 
 def _settle(
