@@ -16,7 +16,12 @@ from pydantic_ai.messages import ModelMessagesTypeAdapter
 
 from datamonkey_chat.assistant import PydanticAIAssistant, build_assistant
 from datamonkey_chat.assistant.base import AssistantDeps, AssistantReply, StoredTurn
-from datamonkey_chat.assistant.history import history_messages, kept_turns
+from datamonkey_chat.assistant.history import (
+    history_messages,
+    kept_turns,
+    messages_chars,
+    turn_messages,
+)
 from datamonkey_chat.assistant.offline import OFFLINE_DESCRIPTION, offline_model
 from datamonkey_chat.assistant.offline_direct import OfflineAssistant
 from datamonkey_chat.catalog.knowledge import Example, load_intents
@@ -118,3 +123,14 @@ async def test_a_slow_tool_times_out_as_a_model_would() -> None:
     deps = AssistantDeps(user_id="alice", conversation_id="c1", analyses=SlowAnalyses())
     with pytest.raises(AssistantTimeoutError):
         await assistant.reply([], "my datasets", deps)
+
+
+@pytest.mark.parametrize("example", EXAMPLES[::4], ids=[e.say[:50] for e in EXAMPLES[::4]])
+async def test_the_stored_size_is_the_records_own_measure(example: Example) -> None:
+    """`model_chars` (stored with the turn) equals the measure of the record read back."""
+    (direct, _), (agent, _) = await both(
+        [StoredTurn(t, "...") for t in example.earlier], example.say
+    )
+    for reply in (direct, agent):
+        turn = StoredTurn(example.say, reply.text, reply.model_messages)
+        assert reply.model_chars == messages_chars(turn_messages(turn)) > len(reply.text)

@@ -4,7 +4,8 @@ A trigger on the conversations table (migration 0003) calls `pg_notify` inside e
 transaction, and one on the sessions table announces each ended session (migration 0004),
 so the notice goes out when, and only if, the write commits, before the writer answers its
 client. Each process listens on a connection of its own and forgets what it had cached for
-the keys it hears (conversations, and the recent check of an ended session). While that
+the keys it hears (conversations, and the recent check of an ended session), except for
+the conversations it wrote itself (the notice names the writing backend's process id). While that
 connection is down, nothing can be trusted to be fresh: the process is told so, stops
 caching and clears what it had, and starts again only once it listens again.
 
@@ -125,7 +126,11 @@ class ChangeFeed:
                 return
             await connection.execute("SELECT 1", timeout=LIVENESS_SECONDS)
 
-    def _received(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+    def _received(self, _connection: Any, pid: int, _channel: str, payload: str) -> None:
+        if pid in self._database.own_backend_pids:
+            # Our own write: forgotten here when it was made. Forgetting it again now would
+            # throw away what was kept since (a send's history window, with its new turn).
+            return
         user_id, _, conversation_id = payload.partition(" ")  # as the trigger writes it
         for handler in self._on_change:
             handler(user_id, conversation_id or None)

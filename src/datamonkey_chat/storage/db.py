@@ -41,6 +41,9 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        # PostgreSQL: the server process ids of this pool's open connections, by which the
+        # change feed tells this process's own writes (already forgotten here) from others'.
+        self.own_backend_pids: set[int] = set()
         if self.is_sqlite:
             _ensure_sqlite_dir(url)
             # hide_parameters: errors and logs never carry row values (messages, alignments)
@@ -64,6 +67,7 @@ class Database:
                 hide_parameters=True,
                 connect_args={"timeout": 10},  # fail a request, don't hang it, if PG is gone
             )
+            _follow_backend_pids(self.engine, self.own_backend_pids)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # SQLite has one writer at a time; queueing writers here is fairer and faster than
         # letting them collide and back off inside busy_timeout's sleeps.
@@ -116,6 +120,22 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def _follow_backend_pids(engine: AsyncEngine, pids: set[int]) -> None:
+    """Keep `pids` to the backend process ids of the pool's open connections."""
+
+    def opened(_dbapi_connection: Any, record: Any) -> None:
+        pid = int(record.driver_connection.get_server_pid())
+        record.info["backend_pid"] = pid
+        pids.add(pid)
+
+    def closed(_dbapi_connection: Any, record: Any, *_: Any) -> None:
+        pids.discard(record.info.pop("backend_pid", None))
+
+    event.listen(engine.sync_engine, "connect", opened)
+    for gone in ("close", "invalidate", "soft_invalidate"):
+        event.listen(engine.sync_engine, gone, closed)
 
 
 def _sqlite_pool_sizes(url: str) -> dict[str, int]:
