@@ -79,6 +79,20 @@ class Settings(BaseSettings):
         "for the offline assistant, whose runs are CPU work, 256 for a model behind the network",
     )
 
+    max_concurrent_sends: int | None = Field(
+        default=None,
+        description="Unstreamed sends handled at once per process (history, reply, storing; "
+        "others wait their turn); default: 16 for the offline assistant, whose sends are CPU "
+        "work that would otherwise delay every read, unbounded for a model behind the network",
+    )
+
+    @property
+    def send_slots(self) -> int | None:
+        """None: sends are not admitted in turns."""
+        if self.max_concurrent_sends is not None:
+            return max(1, self.max_concurrent_sends)
+        return None if self.model else 16
+
     @property
     def reply_slots(self) -> int:
         if self.max_concurrent_replies is not None:

@@ -201,3 +201,32 @@ async def test_delete_during_reply_stores_nothing(client, double):
     assert sent.status_code == 200  # the delete waited for the turn to finish
     assert deleted.status_code == 204
     assert (await client.get(f"/chat/{conversation_id}", headers=headers)).status_code == 404
+
+
+async def test_sends_are_admitted_a_few_at_a_time(make_settings, double):
+    """MAX_CONCURRENT_SENDS: past it, sends wait (not fail) until one before them is done."""
+    settings = make_settings(max_concurrent_sends=2)
+    async for client in open_client(create_app(settings, assistant=double)):
+        chats = [await start(client) for _ in range(5)]
+        double.release.clear()  # every admitted send waits in the assistant
+        sends = [
+            asyncio.create_task(
+                client.post(f"/chat/{cid}/messages", headers=headers, json={"message": "hi"})
+            )
+            for headers, cid in chats
+        ]
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+        assert len(double.seen_histories) == 2 and not any(s.done() for s in sends)
+        double.release.set()
+        answers = await asyncio.gather(*sends)
+        assert [a.status_code for a in answers] == [200] * 5
+        assert len(double.seen_histories) == 5
+
+
+def test_offline_sends_are_admitted_in_turns_and_model_sends_are_not() -> None:
+    from datamonkey_chat.settings import Settings
+
+    assert Settings(_env_file=None, model=None).send_slots == 16
+    assert Settings(_env_file=None, model="openai:gpt-4.1-mini").send_slots is None
+    assert Settings(_env_file=None, model=None, max_concurrent_sends=0).send_slots == 1

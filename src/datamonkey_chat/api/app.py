@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
             context_budget_chars=settings.context_budget_chars,
             context_max_turns=settings.context_max_turns,
             reply_slots=settings.reply_slots,
+            send_slots=settings.send_slots,
         )
         await app.state.conversations.start()  # follows other processes' writes (PostgreSQL)
         await app.state.sessions.start()  # and the sessions they end

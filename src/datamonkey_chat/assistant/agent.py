@@ -1,7 +1,9 @@
 """The one assistant pipeline: a Pydantic AI agent with Datamonkey's tools, for any model.
 
-The offline assistant and every LLM go through the same `PydanticAIAssistant`: same
-toolsets, same history handling, same streaming; only the model differs.
+Every LLM goes through `PydanticAIAssistant`, and so does the offline assistant's model
+when it streams or titles: same toolsets, same history handling, same streaming; only the
+model differs. (The offline assistant's unstreamed replies run its model and the same
+toolsets without the agent graph: assistant/offline_direct.py.)
 """
 
 from __future__ import annotations

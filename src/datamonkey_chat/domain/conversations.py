@@ -8,6 +8,7 @@ import logging
 import secrets
 from bisect import bisect_left
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,6 +150,7 @@ class ConversationService:
         context_budget_chars: int = 48_000,
         context_max_turns: int = 200,
         reply_slots: int = 256,
+        send_slots: int | None = None,
     ) -> None:
         self._database = database
         self._assistant = assistant
@@ -172,6 +174,12 @@ class ConversationService:
         # Admission for assistant runs: with a CPU-bound (offline) assistant, a few runs at a
         # time finish as fast as many, and reads are not queued behind hundreds of them.
         self._reply_slots = asyncio.Semaphore(reply_slots)
+        # Admission for whole unstreamed sends: with the offline assistant a send is all CPU
+        # work, and hundreds at once (each a few steps of the event loop) made every read
+        # wait behind all of their steps. Waiting sends cost nothing until admitted.
+        self._send_slots: AbstractAsyncContextManager[Any] = (
+            asyncio.Semaphore(send_slots) if send_slots is not None else nullcontext()
+        )
         self._send_locks = KeyedLocks()
         self._background: set[asyncio.Task[None]] = set()
 
@@ -306,7 +314,7 @@ class ConversationService:
     async def send(self, user_id: str, conversation_id: str, text: str) -> Message:
         """Ask the assistant and store question and answer together, or nothing at all."""
         received = now_ms()
-        async with self._send_locks.hold(conversation_id):
+        async with self._send_locks.hold(conversation_id), self._send_slots:
             window = await self._history(user_id, conversation_id)
             deps = self._deps(user_id, conversation_id, text)
             async with self._reply_slots:
