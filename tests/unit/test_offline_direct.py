@@ -1,10 +1,10 @@
 """The offline assistant's direct replies against the same model run by Pydantic AI's agent.
 
-`OfflineAssistant.reply` skips the agent graph (assistant/offline_direct.py). For every
-example phrasing of catalog/intents.json, with and without earlier turns, both must give
-the same text, the same tool calls and results in the same order, the same recorded
-messages (parts, tool names, arguments and results; ids and times aside) and the same
-calls into the analyses service.
+`OfflineAssistant` skips the agent graph (assistant/offline_direct.py). For every example
+phrasing of catalog/intents.json, with and without earlier turns, both must give the same
+text, the same tool calls and results in the same order, the same recorded messages
+(parts, tool names, arguments and results; ids and times aside), the same calls into the
+analyses service, and, streamed, the same events in the same order.
 """
 
 from __future__ import annotations
@@ -15,7 +15,14 @@ import pytest
 from pydantic_ai.messages import ModelMessagesTypeAdapter
 
 from datamonkey_chat.assistant import PydanticAIAssistant, build_assistant
-from datamonkey_chat.assistant.base import AssistantDeps, AssistantReply, StoredTurn
+from datamonkey_chat.assistant.base import (
+    AssistantDeps,
+    AssistantReply,
+    ReplyDone,
+    StoredTurn,
+    TextDelta,
+    ToolEvent,
+)
 from datamonkey_chat.assistant.history import (
     history_messages,
     kept_turns,
@@ -134,3 +141,54 @@ async def test_the_stored_size_is_the_records_own_measure(example: Example) -> N
     for reply in (direct, agent):
         turn = StoredTurn(example.say, reply.text, reply.model_messages)
         assert reply.model_chars == messages_chars(turn_messages(turn)) > len(reply.text)
+
+
+def in_call_order(events: list[Any]) -> list[Any]:
+    """The agent streams the results of one round's calls as they complete (a tool in a
+    worker thread finishes last); the direct run in the order they were called."""
+    called = [e.tool_call_id for e in events if isinstance(e, ToolEvent) and e.kind == "tool_call"]
+    ordered: list[Any] = []
+    results: list[ToolEvent] = []
+    for event in [*events, None]:
+        if isinstance(event, ToolEvent) and event.kind == "tool_result":
+            results.append(event)
+            continue
+        ordered += sorted(results, key=lambda e: called.index(e.tool_call_id))
+        results = []
+        if event is not None:
+            ordered.append(event)
+    return ordered
+
+
+def streamed(events: list[Any]) -> list[Any]:
+    """Stream events without ids: tool events' content, text deltas, the reply's content."""
+    shown: list[Any] = []
+    for event in in_call_order(events):
+        if isinstance(event, ToolEvent):
+            shown.append((event.kind, event.tool_name, event.payload))
+        elif isinstance(event, TextDelta):
+            shown.append(("delta", event.text))
+        else:
+            assert isinstance(event, ReplyDone)
+            reply = event.reply
+            shown.append(("done", reply.text, events_of(reply), recorded(reply)))
+    return shown
+
+
+def events_of(reply: AssistantReply) -> list[tuple[str, str, Any]]:
+    return events(reply)
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[e.say[:50] for e in EXAMPLES])
+async def test_same_stream_as_the_agent_run(example: Example) -> None:
+    history = [StoredTurn(text, "...") for text in example.earlier]
+    settings = Settings(model=None)
+    runs = []
+    for assistant in (build_assistant(settings), agent_pipeline(settings)):
+        fake = FakeAnalyses()
+        deps = AssistantDeps(user_id="alice", conversation_id="c1", analyses=fake)
+        runs.append(([e async for e in assistant.stream(history, example.say, deps)], fake.calls))
+    (direct, direct_calls), (agent, agent_calls) = runs
+    assert streamed(direct) == streamed(agent)
+    assert isinstance(direct[-1], ReplyDone) and direct_calls == agent_calls
+    assert "".join(e.text for e in direct if isinstance(e, TextDelta)) == direct[-1].reply.text

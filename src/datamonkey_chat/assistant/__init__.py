@@ -1,5 +1,5 @@
-"""The assistant: one Pydantic AI pipeline for any LLM and the offline assistant's model;
-the offline assistant's unstreamed replies run that model and the same tools directly."""
+"""The assistant: one Pydantic AI pipeline for any LLM; the offline assistant runs its
+Pydantic AI model and the same tools directly (tested against that pipeline)."""
 
 from datamonkey_chat.assistant.agent import PydanticAIAssistant, build_assistant
 from datamonkey_chat.assistant.tools import build_toolsets

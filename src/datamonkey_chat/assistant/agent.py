@@ -1,9 +1,9 @@
 """The one assistant pipeline: a Pydantic AI agent with Datamonkey's tools, for any model.
 
-Every LLM goes through `PydanticAIAssistant`, and so does the offline assistant's model
-when it streams or titles: same toolsets, same history handling, same streaming; only the
-model differs. (The offline assistant's unstreamed replies run its model and the same
-toolsets without the agent graph: assistant/offline_direct.py.)
+Every LLM goes through `PydanticAIAssistant`: same toolsets, same history handling, same
+streaming; only the model differs. (The offline assistant's replies run its model and the
+same toolsets without the agent graph: assistant/offline_direct.py, tested against this
+pipeline.)
 """
 
 from __future__ import annotations
@@ -310,17 +310,17 @@ def tool_events(messages: Sequence[ModelMessage]) -> list[ToolEvent]:
     for message in messages:
         for part in message.parts:
             if isinstance(part, ToolCallPart):
-                events.append(_call_event(part))
+                events.append(call_event(part))
             elif isinstance(part, ToolReturnPart):
-                events.append(_result_event(part))
+                events.append(result_event(part))
     return events
 
 
-def _call_event(part: ToolCallPart) -> ToolEvent:
+def call_event(part: ToolCallPart) -> ToolEvent:
     return ToolEvent("tool_call", part.tool_name, part.tool_call_id, part.args_as_dict())
 
 
-def _result_event(part: ToolReturnPart) -> ToolEvent:
+def result_event(part: ToolReturnPart) -> ToolEvent:
     payload: Any = to_jsonable_python(part.content, fallback=str)
     return ToolEvent("tool_result", part.tool_name, part.tool_call_id, payload)
 
@@ -353,9 +353,9 @@ def _translate(event: object, texts: _TextJoiner) -> list[StreamEvent]:
         chunk = texts.text(event.delta.content_delta)
         return [TextDelta(chunk)] if chunk else []
     if isinstance(event, FunctionToolCallEvent):
-        return [_call_event(event.part)]
+        return [call_event(event.part)]
     if isinstance(event, FunctionToolResultEvent):
-        return [_result_event(event.part)]
+        return [result_event(event.part)]
     return []
 
 

@@ -62,6 +62,7 @@ __all__ = [
     "find_methods",
     "offline_model",
     "step_response",
+    "text_chunks",
 ]
 
 OFFLINE_DESCRIPTION = "offline assistant"
@@ -1036,8 +1037,13 @@ async def offline_stream(
             for index, c in enumerate(step.calls)
         }
         return
-    for chunk in re.findall(r"\S+\s*|\s+", step.text):
+    for chunk in text_chunks(step.text):
         yield chunk
+
+
+def text_chunks(text: str) -> list[str]:
+    """The text as streamed: a word at a time, each with the space after it."""
+    return re.findall(r"\S+\s*|\s+", text)
 
 
 def offline_model() -> FunctionModel:

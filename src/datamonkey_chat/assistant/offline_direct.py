@@ -1,4 +1,4 @@
-"""The offline assistant's unstreamed replies, without an agent run's machinery.
+"""The offline assistant's replies, without an agent run's machinery.
 
 The offline model is ours and decides in microseconds, so Pydantic AI's agent graph around
 it (run contexts, graph nodes, task groups, capability hooks: about 10 ms of CPU for a
@@ -9,16 +9,19 @@ by each tool's own schema), hand the results back, until the step is text; the t
 recorded as the same Pydantic AI messages. The history it sees is the agent's: the turns
 `history_messages` would keep within the context budget.
 
-Streamed replies, titles and health go through `PydanticAIAssistant` as for every model.
-tests/unit/test_offline_direct.py checks that both give the same reply (text, tool calls
-and results, recorded messages) for every example phrasing of catalog/intents.json.
+Streamed replies take the same path, with the events the agent streams for this model (tool
+calls and results as they happen, then the text a word at a time).
+tests/unit/test_offline_direct.py checks that this and `PydanticAIAssistant` running the
+same model give the same reply (text, tool calls and results, recorded messages) and the same stream
+for every example phrasing of catalog/intents.json.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
 from typing import Any
 
 from pydantic import ValidationError
@@ -34,14 +37,23 @@ from pydantic_ai.messages import (
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
 from pydantic_ai.usage import RunUsage
 
-from datamonkey_chat.assistant.agent import PydanticAIAssistant, reply_from_messages, with_message
+from datamonkey_chat.assistant.agent import (
+    call_event,
+    derive_title,
+    reply_from_messages,
+    result_event,
+    with_message,
+)
 from datamonkey_chat.assistant.base import (
     AssistantDeps,
     AssistantProviderError,
     AssistantReply,
     AssistantTimeoutError,
+    ReplyDone,
     StoredTurn,
     StreamEvent,
+    TextDelta,
+    ToolEvent,
 )
 from datamonkey_chat.assistant.history import kept_turns
 from datamonkey_chat.assistant.offline import (
@@ -51,6 +63,7 @@ from datamonkey_chat.assistant.offline import (
     decide,
     offline_model,
     step_response,
+    text_chunks,
 )
 from datamonkey_chat.assistant.tools import build_toolsets
 from datamonkey_chat.settings import Settings
@@ -75,13 +88,6 @@ class OfflineAssistant:
         self._settings = settings
         self._toolsets = list(toolsets) if toolsets is not None else build_toolsets()
         self._model = offline_model()
-        self._pipeline = PydanticAIAssistant(
-            self._model,
-            settings=settings,
-            description=OFFLINE_DESCRIPTION,
-            offline=True,
-            toolsets=self._toolsets,
-        )
         self._tools: ToolTable | None = None
 
     @property
@@ -96,27 +102,39 @@ class OfflineAssistant:
     async def reply(
         self, history: list[StoredTurn], message: str, deps: AssistantDeps
     ) -> AssistantReply:
-        deps = with_message(deps, message)
-        try:
-            async with asyncio.timeout(self._settings.reply_timeout_seconds):
-                return await self._run(history, message, deps)
-        except TimeoutError as exc:
-            raise AssistantTimeoutError("the model did not answer in time") from exc
+        async with aclosing(self._run(history, message, deps)) as run:
+            async for event in run:
+                if isinstance(event, ReplyDone):
+                    return event.reply
+        raise AssistantProviderError("the model run ended without a reply")
 
-    def stream(
+    async def stream(
         self, history: list[StoredTurn], message: str, deps: AssistantDeps
     ) -> AsyncIterator[StreamEvent]:
-        return self._pipeline.stream(history, message, deps)
+        """As the agent streams the offline model: the tool calls and their results as they
+        happen, then the text a word at a time, then the reply."""
+        # closed here, not by the garbage collector, when the client goes away mid-stream
+        async with aclosing(self._run(history, message, deps)) as run:
+            async for event in run:
+                if isinstance(event, ReplyDone):
+                    for chunk in text_chunks(event.reply.text):
+                        yield TextDelta(chunk)
+                yield event
 
     async def title(self, first_message: str, first_reply: str) -> str:
-        return await self._pipeline.title(first_message, first_reply)
+        return derive_title(first_message)  # no model to ask
 
     async def health(self) -> str:
-        return await self._pipeline.health()
+        return "healthy"  # nothing it needs can be down
 
     async def _run(
         self, history: Sequence[StoredTurn], message: str, deps: AssistantDeps
-    ) -> AssistantReply:
+    ) -> AsyncGenerator[ToolEvent | ReplyDone, None]:
+        """The run's tool events, then its reply. Only tool calls wait for anything; each
+        waits until the reply's deadline at most (a timeout never spans the caller's work
+        between events)."""
+        deadline = asyncio.get_running_loop().time() + self._settings.reply_timeout_seconds
+        deps = with_message(deps, message)
         context = RunContext[AssistantDeps](
             deps=deps, model=self._model, usage=RunUsage(), prompt=message
         )
@@ -135,11 +153,14 @@ class OfflineAssistant:
             response = step_response(step)
             new.append(response)
             if not step.calls:
-                return reply_from_messages(new, step.text)
+                yield ReplyDone(reply_from_messages(new, step.text))
+                return
+            calls = [part for part in response.parts if isinstance(part, ToolCallPart)]
+            for call in calls:
+                yield call_event(call)
             returns: list[ModelRequestPart] = []
             observed: list[Observation] = []
-            for call in response.parts:
-                assert isinstance(call, ToolCallPart)
+            for call in calls:
                 step_context = dataclasses.replace(
                     context,
                     tool_name=call.tool_name,
@@ -147,11 +168,15 @@ class OfflineAssistant:
                     run_step=run_step,
                     messages=new,
                 )
-                result = await self._call(tools, call, step_context)
-                returns.append(
-                    ToolReturnPart(call.tool_name, result, tool_call_id=call.tool_call_id)
-                )
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        result = await self._call(tools, call, step_context)
+                except TimeoutError as exc:
+                    raise AssistantTimeoutError("the model did not answer in time") from exc
+                returned = ToolReturnPart(call.tool_name, result, tool_call_id=call.tool_call_id)
+                returns.append(returned)
                 observed.append(Observation(call.tool_name, call.args_as_dict(), result))
+                yield result_event(returned)
             new.append(ModelRequest(parts=returns))
             situation = dataclasses.replace(
                 situation, observations=situation.observations + tuple(observed)

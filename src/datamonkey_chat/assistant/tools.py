@@ -58,7 +58,7 @@ async def describe_method(ctx: RunContext[AssistantDeps], name: str) -> dict[str
     return described
 
 
-def explain_term(ctx: RunContext[AssistantDeps], term: str) -> dict[str, Any]:
+async def explain_term(ctx: RunContext[AssistantDeps], term: str) -> dict[str, Any]:
     """A curated explanation of a concept from Datamonkey's glossary: dN/dS and omega,
     pervasive vs episodic selection, synonymous rate variation, multiple hits, branch-site
     models, recombination, thresholds, branch sets, HyPhy, the genetic codes offered.
