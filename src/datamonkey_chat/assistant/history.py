@@ -26,7 +26,6 @@ __all__ = [
     "history_messages",
     "kept_turns",
     "messages_chars",
-    "trim_turns",
     "turn_chars",
     "turn_messages",
 ]
@@ -81,26 +80,12 @@ def messages_chars(messages: Sequence[ModelMessage]) -> int:
     return total
 
 
-def trim_turns(turns: Sequence[list[ModelMessage]], budget_chars: int) -> list[list[ModelMessage]]:
-    """Keep the newest turns that fit in `budget_chars`; the oldest whole turns go first,
-    so a tool call is never separated from its result."""
-    kept: list[list[ModelMessage]] = []
-    used = 0
-    for messages in reversed(turns):
-        size = messages_chars(messages)
-        if used + size > budget_chars:
-            break
-        kept.append(messages)
-        used += size
-    kept.reverse()
-    return kept
-
-
 def kept_turns(
     history: Sequence[StoredTurn], budget_chars: int, *, reserve_chars: int = 0
 ) -> list[StoredTurn]:
     """The newest turns of `history` that fit in `budget_chars - reserve_chars`, oldest first:
-    the turns `history_messages` keeps, measured without parsing them again."""
+    the turns `history_messages` keeps, measured without parsing them again. The oldest whole
+    turns go first, so a tool call is never separated from its result."""
     budget = max(0, budget_chars - reserve_chars)
     kept: list[StoredTurn] = []
     used = 0
@@ -119,8 +104,8 @@ def history_messages(
 ) -> list[ModelMessage]:
     """History for the model, oldest first, within `budget_chars - reserve_chars`.
 
-    The same whole-turn trimming as `trim_turns`, but turns are read newest first and only
-    until the budget is spent: older turns are never parsed, whatever the history's length.
+    The turns are `kept_turns`: read newest first and only until the budget is spent, so
+    older turns are never parsed, whatever the history's length.
     """
     return [
         message
