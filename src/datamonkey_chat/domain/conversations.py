@@ -435,8 +435,7 @@ class ConversationService:
             self._cache.forget(user_id, conversation_id)
             if not committed:  # whatever happened, the next send reads the window again
                 self._windows.forget(user_id, conversation_id)
-        record = reply.model_messages if self._assistant.replays_records else None
-        turn = StoredTurn(text, reply_text, record, sized)
+        turn = StoredTurn(text, reply_text, reply.model_messages, sized)
         self._windows.stored(conversation_id, window, turn)
         return Message("assistant", reply_text, replied, first_seq + 1, events or None)
 

@@ -98,6 +98,8 @@ class HistoryWindows:
         was forgotten since the window was taken (then it is read again next time). The
         caller holds the conversation's send lock: no other turn of this process is being
         stored for it meanwhile."""
+        if not self._records:  # kept as a read would give it: without its record
+            turn = dataclasses.replace(turn, model_messages=None)
         turns = self._trimmed([*window.turns, turn])
         newer = HistoryWindow(window.owner, turns, is_first=False, epoch=window.epoch)
         self._kept.replace_conversation(
