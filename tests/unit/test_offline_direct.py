@@ -160,10 +160,10 @@ def in_call_order(events: list[Any]) -> list[Any]:
     return ordered
 
 
-def streamed(events: list[Any]) -> list[Any]:
+def streamed(run: list[Any]) -> list[Any]:
     """Stream events without ids: tool events' content, text deltas, the reply's content."""
     shown: list[Any] = []
-    for event in in_call_order(events):
+    for event in in_call_order(run):
         if isinstance(event, ToolEvent):
             shown.append((event.kind, event.tool_name, event.payload))
         elif isinstance(event, TextDelta):
@@ -171,12 +171,8 @@ def streamed(events: list[Any]) -> list[Any]:
         else:
             assert isinstance(event, ReplyDone)
             reply = event.reply
-            shown.append(("done", reply.text, events_of(reply), recorded(reply)))
+            shown.append(("done", reply.text, events(reply), recorded(reply)))
     return shown
-
-
-def events_of(reply: AssistantReply) -> list[tuple[str, str, Any]]:
-    return events(reply)
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[e.say[:50] for e in EXAMPLES])
